@@ -1,0 +1,89 @@
+"""The asynchronous queue API, for the bot (aiosqlite: the event loop never waits on the disk)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from jobs import sql
+from jobs.models import Job
+from jobs.queue import connect
+from jobs.schema import migrate
+
+
+async def open_db(db_path: str | Path) -> aiosqlite.Connection:
+    """Migrate (synchronously, once, at start-up) and open an aiosqlite connection like `connect`'s."""
+    with_migrations = connect(db_path)
+    try:
+        migrate(with_migrations)
+    finally:
+        with_migrations.close()
+    db = await aiosqlite.connect(db_path, isolation_level=None, timeout=sql.BUSY_TIMEOUT_MS / 1000)
+    db.row_factory = sqlite3.Row
+    await db.execute(f"PRAGMA busy_timeout = {sql.BUSY_TIMEOUT_MS}")
+    for pragma in sql.PRAGMAS:
+        await db.execute(pragma)
+    return db
+
+
+class AsyncJobQueue:
+    def __init__(self, db: aiosqlite.Connection):
+        self.db = db
+
+    async def enqueue(
+        self,
+        kind: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        user_id: int | None = None,
+        chat_id: int | None = None,
+        priority: int = 0,
+        dedup_key: str | None = None,
+        max_attempts: int = 3,
+    ) -> tuple[int, bool]:
+        """Queue a job; returns (id, created). created is False when dedup_key was seen before."""
+        params = dict(
+            kind=kind, payload=json.dumps(payload or {}), user_id=user_id, chat_id=chat_id,
+            priority=priority, dedup_key=dedup_key, max_attempts=max_attempts, now=time.time(),
+        )
+        cur = await self.db.execute(sql.ENQUEUE, params)
+        if cur.rowcount == 1:
+            return cur.lastrowid, True
+        row = await (await self.db.execute(sql.BY_DEDUP, (dedup_key,))).fetchone()
+        return row[0], False
+
+    async def get(self, job_id: int) -> Job | None:
+        row = await (await self.db.execute(sql.GET, (job_id,))).fetchone()
+        return Job.from_row(row) if row else None
+
+    async def cancel(self, job_id: int, *, user_id: int | None = None) -> bool:
+        owner = "AND user_id = :user_id" if user_id is not None else ""
+        cur = await self.db.execute(sql.CANCEL.format(owner=owner), dict(id=job_id, user_id=user_id, now=time.time()))
+        return cur.rowcount == 1
+
+    async def cancel_user_queued(self, user_id: int, kinds: tuple[str, ...] | None = None) -> list[int]:
+        kinds_sql, kinds_params = sql.kinds_clause(kinds)
+        statement = sql.CANCEL_USER_QUEUED.format(kinds=kinds_sql)
+        rows = await (await self.db.execute(statement, dict(user_id=user_id, now=time.time(), **kinds_params))).fetchall()
+        return [r[0] for r in rows]
+
+    async def position(self, job_id: int) -> int:
+        return (await (await self.db.execute(sql.POSITION, dict(id=job_id))).fetchone())[0]
+
+    async def count_unfinished(self, user_id: int) -> int:
+        return (await (await self.db.execute(sql.COUNT_UNFINISHED_USER, (user_id,))).fetchone())[0]
+
+    async def count_queued(self) -> int:
+        return (await (await self.db.execute(sql.COUNT_QUEUED)).fetchone())[0]
+
+    async def count_running(self) -> int:
+        return (await (await self.db.execute(sql.COUNT_RUNNING)).fetchone())[0]
+
+    async def user_jobs(self, user_id: int) -> list[Job]:
+        rows = await (await self.db.execute(sql.USER_JOBS, (user_id,))).fetchall()
+        return [Job.from_row(r) for r in rows]

@@ -1,0 +1,135 @@
+"""The synchronous queue API, for the worker (and tests). One connection per process or thread."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from jobs import sql
+from jobs.models import Job
+from jobs.schema import migrate
+
+DEFAULT_LEASE_S = 60.0
+
+
+def connect(db_path: str | Path) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL and busy_timeout set."""
+    Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db_path, isolation_level=None, timeout=sql.BUSY_TIMEOUT_MS / 1000)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {sql.BUSY_TIMEOUT_MS}")
+    for pragma in sql.PRAGMAS:
+        conn.execute(pragma)
+    return conn
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class JobQueue:
+    def __init__(self, db_path: str | Path, *, worker_id: str | None = None, lease_s: float = DEFAULT_LEASE_S):
+        self.db_path = Path(db_path)
+        self.conn = connect(self.db_path)
+        migrate(self.conn)
+        self.worker_id = worker_id or default_worker_id()
+        self.lease_s = lease_s
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- producer side -------------------------------------------------------------------------
+    def enqueue(
+        self,
+        kind: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        user_id: int | None = None,
+        chat_id: int | None = None,
+        priority: int = 0,
+        dedup_key: str | None = None,
+        max_attempts: int = 3,
+    ) -> int:
+        """Queue a job and return its id; with a dedup_key already seen, the existing job's id."""
+        params = dict(
+            kind=kind, payload=json.dumps(payload or {}), user_id=user_id, chat_id=chat_id,
+            priority=priority, dedup_key=dedup_key, max_attempts=max_attempts, now=time.time(),
+        )
+        cur = self.conn.execute(sql.ENQUEUE, params)
+        if cur.rowcount == 1:
+            return cur.lastrowid
+        return self.conn.execute(sql.BY_DEDUP, (dedup_key,)).fetchone()[0]
+
+    def get(self, job_id: int) -> Job | None:
+        row = self.conn.execute(sql.GET, (job_id,)).fetchone()
+        return Job.from_row(row) if row else None
+
+    def cancel(self, job_id: int, *, user_id: int | None = None) -> bool:
+        owner = "AND user_id = :user_id" if user_id is not None else ""
+        cur = self.conn.execute(sql.CANCEL.format(owner=owner), dict(id=job_id, user_id=user_id, now=time.time()))
+        return cur.rowcount == 1
+
+    # -- worker side ---------------------------------------------------------------------------
+    def claim(self, kinds: tuple[str, ...] | None = None, *, min_priority: int | None = None) -> Job | None:
+        """Take the next queued job (highest priority, then oldest), or None when there is none."""
+        kinds_sql, kinds_params = sql.kinds_clause(kinds)
+        prio_sql = "AND priority >= :min_priority" if min_priority is not None else ""
+        statement = sql.CLAIM.format(kinds=kinds_sql, min_priority=prio_sql)
+        now = time.time()
+        params = dict(worker=self.worker_id, lease_until=now + self.lease_s, now=now,
+                      min_priority=min_priority, **kinds_params)
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = self.conn.execute(statement, params).fetchone()
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return Job.from_row(row) if row else None
+
+    def heartbeat(self, job_id: int) -> bool:
+        """Renew the lease. False means the job is no longer ours (cancelled, or expired and re-claimed)."""
+        params = dict(id=job_id, worker=self.worker_id, lease_until=time.time() + self.lease_s)
+        return self.conn.execute(sql.HEARTBEAT, params).rowcount == 1
+
+    def progress(self, job_id: int, fraction: float, text: str | None = None, eta_s: float | None = None) -> bool:
+        """Record progress (and renew the lease). False means stop: the job is no longer ours."""
+        params = dict(id=job_id, worker=self.worker_id, progress=max(0.0, min(1.0, fraction)), text=text,
+                      eta_s=eta_s, lease_until=time.time() + self.lease_s)
+        return self.conn.execute(sql.PROGRESS, params).rowcount == 1
+
+    def finish(self, job_id: int, result: dict[str, Any]) -> bool:
+        params = dict(id=job_id, worker=self.worker_id, result=json.dumps(result), now=time.time())
+        return self.conn.execute(sql.FINISH, params).rowcount == 1
+
+    def fail(self, job_id: int, code: str, message: str) -> bool:
+        params = dict(id=job_id, worker=self.worker_id, code=code, message=message[:2000], now=time.time())
+        return self.conn.execute(sql.FAIL, params).rowcount == 1
+
+    def release(self, job_id: int) -> bool:
+        return self.conn.execute(sql.RELEASE, dict(id=job_id, worker=self.worker_id)).rowcount == 1
+
+    def requeue_expired(self) -> tuple[list[int], list[int]]:
+        """Jobs whose worker vanished: back to the queue, or failed once their attempts are spent."""
+        now = time.time()
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            failed = [r[0] for r in self.conn.execute(sql.FAIL_EXPIRED, dict(now=now)).fetchall()]
+            requeued = [r[0] for r in self.conn.execute(sql.REQUEUE_EXPIRED, dict(now=now)).fetchall()]
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return requeued, failed
+
+    def has_waiting(self, min_priority: int) -> bool:
+        """Is an interactive job waiting? (The trainer asks between optimizer steps.)"""
+        return bool(self.conn.execute(sql.HAS_WAITING, (min_priority,)).fetchone()[0])
+
+    def position(self, job_id: int) -> int:
+        return self.conn.execute(sql.POSITION, dict(id=job_id)).fetchone()[0]

@@ -1,0 +1,87 @@
+"""The queue's statements, shared by the sync (worker) and async (bot) APIs so they cannot drift."""
+
+PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON")
+BUSY_TIMEOUT_MS = 30_000
+
+ENQUEUE = """
+INSERT INTO jobs (kind, payload, user_id, chat_id, priority, dedup_key, max_attempts, created_at)
+VALUES (:kind, :payload, :user_id, :chat_id, :priority, :dedup_key, :max_attempts, :now)
+ON CONFLICT (dedup_key) DO NOTHING
+"""
+BY_DEDUP = "SELECT id FROM jobs WHERE dedup_key = ?"
+GET = "SELECT * FROM jobs WHERE id = ?"
+
+# One statement: the row moves to 'running' in the same write that picks it, inside BEGIN IMMEDIATE.
+CLAIM = """
+UPDATE jobs SET state = 'running', worker = :worker, lease_until = :lease_until,
+       attempts = attempts + 1, started_at = COALESCE(started_at, :now)
+WHERE id = (SELECT id FROM jobs WHERE state = 'queued' {kinds} {min_priority}
+            ORDER BY priority DESC, id LIMIT 1)
+RETURNING *
+"""
+
+HEARTBEAT = """
+UPDATE jobs SET lease_until = :lease_until
+WHERE id = :id AND state = 'running' AND worker = :worker
+"""
+PROGRESS = """
+UPDATE jobs SET progress = :progress, progress_text = :text, eta_s = :eta_s, lease_until = :lease_until
+WHERE id = :id AND state = 'running' AND worker = :worker
+"""
+FINISH = """
+UPDATE jobs SET state = 'done', result = :result, progress = 1, finished_at = :now, lease_until = NULL
+WHERE id = :id AND state = 'running' AND worker = :worker
+"""
+FAIL = """
+UPDATE jobs SET state = 'failed', error_code = :code, error_message = :message, finished_at = :now,
+       lease_until = NULL
+WHERE id = :id AND state = 'running' AND worker = :worker
+"""
+# A job given back on shutdown: the attempt does not count, it was not the job's fault.
+RELEASE = """
+UPDATE jobs SET state = 'queued', worker = NULL, lease_until = NULL, attempts = attempts - 1
+WHERE id = :id AND state = 'running' AND worker = :worker
+"""
+CANCEL = """
+UPDATE jobs SET state = 'cancelled', finished_at = :now, lease_until = NULL
+WHERE id = :id AND state IN ('queued', 'running') {owner}
+"""
+CANCEL_USER_QUEUED = """
+UPDATE jobs SET state = 'cancelled', finished_at = :now
+WHERE user_id = :user_id AND state = 'queued' {kinds}
+RETURNING id
+"""
+
+REQUEUE_EXPIRED = """
+UPDATE jobs SET state = 'queued', worker = NULL, lease_until = NULL
+WHERE state = 'running' AND lease_until < :now AND attempts < max_attempts
+RETURNING id
+"""
+FAIL_EXPIRED = """
+UPDATE jobs SET state = 'failed', error_code = 'worker_lost',
+       error_message = 'the worker stopped while running this job, too many times', finished_at = :now,
+       lease_until = NULL
+WHERE state = 'running' AND lease_until < :now AND attempts >= max_attempts
+RETURNING id
+"""
+
+# How many queued jobs would run before this one (same ordering as CLAIM).
+POSITION = """
+SELECT COUNT(*) FROM jobs AS other, jobs AS me
+WHERE me.id = :id AND other.state = 'queued' AND other.id != me.id
+  AND (other.priority > me.priority OR (other.priority = me.priority AND other.id < me.id))
+"""
+COUNT_UNFINISHED_USER = "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND state IN ('queued', 'running')"
+COUNT_QUEUED = "SELECT COUNT(*) FROM jobs WHERE state = 'queued'"
+COUNT_RUNNING = "SELECT COUNT(*) FROM jobs WHERE state = 'running'"
+HAS_WAITING = "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' AND priority >= ?)"
+USER_JOBS = """
+SELECT * FROM jobs WHERE user_id = ? AND state IN ('queued', 'running') ORDER BY id
+"""
+
+
+def kinds_clause(kinds: tuple[str, ...] | None) -> tuple[str, dict]:
+    if not kinds:
+        return "", {}
+    names = {f"k{i}": k for i, k in enumerate(kinds)}
+    return "AND kind IN (" + ", ".join(f":{n}" for n in names) + ")", names
