@@ -22,8 +22,8 @@ def load_dotenv(path: Path = Path(".env")) -> None:
 @dataclass
 class InferenceSettings:
     data_dir: Path = Path("data")
-    models: str = "sd15"        # sd15 | tiny | sd15-random
-    device: str = "auto"        # auto | cpu | cuda | cuda:N
+    models: str = "sd15"  # sd15 | tiny | sd15-random
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
     overrides: dict[str, str] = field(default_factory=dict)  # role -> hub id or local dir
 
     @property
@@ -36,7 +36,7 @@ class InferenceSettings:
             load_dotenv()
             env = dict(os.environ)
         # MODEL_BASE=..., MODEL_CAPTION=..., MODEL_VQA=..., MODEL_CONTROL=...: per-role overrides
-        overrides = {k[len("MODEL_"):].lower(): v for k, v in env.items() if k.startswith("MODEL_") and v}
+        overrides = {k[len("MODEL_") :].lower(): v for k, v in env.items() if k.startswith("MODEL_") and v}
         return cls(
             data_dir=Path(env.get("DATA_DIR", "data")),
             models=env.get("MODELS", "sd15"),

@@ -48,8 +48,14 @@ class AsyncJobQueue:
     ) -> tuple[int, bool]:
         """Queue a job; returns (id, created). created is False when dedup_key was seen before."""
         params = dict(
-            kind=kind, payload=json.dumps(payload or {}), user_id=user_id, chat_id=chat_id,
-            priority=priority, dedup_key=dedup_key, max_attempts=max_attempts, now=time.time(),
+            kind=kind,
+            payload=json.dumps(payload or {}),
+            user_id=user_id,
+            chat_id=chat_id,
+            priority=priority,
+            dedup_key=dedup_key,
+            max_attempts=max_attempts,
+            now=time.time(),
         )
         cur = await self.db.execute(sql.ENQUEUE, params)
         if cur.rowcount == 1:
@@ -63,13 +69,17 @@ class AsyncJobQueue:
 
     async def cancel(self, job_id: int, *, user_id: int | None = None) -> bool:
         owner = "AND user_id = :user_id" if user_id is not None else ""
-        cur = await self.db.execute(sql.CANCEL.format(owner=owner), dict(id=job_id, user_id=user_id, now=time.time()))
+        cur = await self.db.execute(
+            sql.CANCEL.format(owner=owner), dict(id=job_id, user_id=user_id, now=time.time())
+        )
         return cur.rowcount == 1
 
     async def cancel_user_queued(self, user_id: int, kinds: tuple[str, ...] | None = None) -> list[int]:
         kinds_sql, kinds_params = sql.kinds_clause(kinds)
         statement = sql.CANCEL_USER_QUEUED.format(kinds=kinds_sql)
-        rows = await (await self.db.execute(statement, dict(user_id=user_id, now=time.time(), **kinds_params))).fetchall()
+        rows = await (
+            await self.db.execute(statement, dict(user_id=user_id, now=time.time(), **kinds_params))
+        ).fetchall()
         return [r[0] for r in rows]
 
     async def position(self, job_id: int) -> int:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 # Errors the user can cause (a short message telling them what to do).
 EMPTY_FILE = "empty_file"
-NOT_AN_IMAGE = "not_an_image"            # corrupt bytes, text, a PDF...
+NOT_AN_IMAGE = "not_an_image"  # corrupt bytes, text, a PDF...
 UNSUPPORTED_FORMAT = "unsupported_format"  # e.g. HEIC without a decoder
 IMAGE_TOO_SMALL = "image_too_small"
-IMAGE_TOO_LARGE = "image_too_large"      # too many pixels to process (incl. decompression bombs)
-FILE_TOO_LARGE = "file_too_large"        # more bytes than we (or Telegram) accept
+IMAGE_TOO_LARGE = "image_too_large"  # too many pixels to process (incl. decompression bombs)
+FILE_TOO_LARGE = "file_too_large"  # more bytes than we (or Telegram) accept
 NO_FACE = "no_face"
 MANY_FACES = "many_faces"
 TOO_FEW_PHOTOS = "too_few_photos"
 BAD_LORA = "bad_lora"
-BAD_REQUEST = "bad_request"              # an unknown style, an empty prompt...
+BAD_REQUEST = "bad_request"  # an unknown style, an empty prompt...
 
 # Errors we cause (logged with the job id; the user hears "try again later").
 OUT_OF_MEMORY = "out_of_memory"
@@ -21,10 +21,21 @@ MODEL_MISSING = "model_missing"
 WORKER_LOST = "worker_lost"
 INTERNAL = "internal"
 
-USER_ERRORS = frozenset({
-    EMPTY_FILE, NOT_AN_IMAGE, UNSUPPORTED_FORMAT, IMAGE_TOO_SMALL, IMAGE_TOO_LARGE, FILE_TOO_LARGE,
-    NO_FACE, MANY_FACES, TOO_FEW_PHOTOS, BAD_LORA, BAD_REQUEST,
-})
+USER_ERRORS = frozenset(
+    {
+        EMPTY_FILE,
+        NOT_AN_IMAGE,
+        UNSUPPORTED_FORMAT,
+        IMAGE_TOO_SMALL,
+        IMAGE_TOO_LARGE,
+        FILE_TOO_LARGE,
+        NO_FACE,
+        MANY_FACES,
+        TOO_FEW_PHOTOS,
+        BAD_LORA,
+        BAD_REQUEST,
+    }
+)
 
 
 class JobError(Exception):

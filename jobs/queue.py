@@ -33,7 +33,9 @@ def default_worker_id() -> str:
 
 
 class JobQueue:
-    def __init__(self, db_path: str | Path, *, worker_id: str | None = None, lease_s: float = DEFAULT_LEASE_S):
+    def __init__(
+        self, db_path: str | Path, *, worker_id: str | None = None, lease_s: float = DEFAULT_LEASE_S
+    ):
         self.db_path = Path(db_path)
         self.conn = connect(self.db_path)
         migrate(self.conn)
@@ -57,8 +59,14 @@ class JobQueue:
     ) -> int:
         """Queue a job and return its id; with a dedup_key already seen, the existing job's id."""
         params = dict(
-            kind=kind, payload=json.dumps(payload or {}), user_id=user_id, chat_id=chat_id,
-            priority=priority, dedup_key=dedup_key, max_attempts=max_attempts, now=time.time(),
+            kind=kind,
+            payload=json.dumps(payload or {}),
+            user_id=user_id,
+            chat_id=chat_id,
+            priority=priority,
+            dedup_key=dedup_key,
+            max_attempts=max_attempts,
+            now=time.time(),
         )
         cur = self.conn.execute(sql.ENQUEUE, params)
         if cur.rowcount == 1:
@@ -71,7 +79,9 @@ class JobQueue:
 
     def cancel(self, job_id: int, *, user_id: int | None = None) -> bool:
         owner = "AND user_id = :user_id" if user_id is not None else ""
-        cur = self.conn.execute(sql.CANCEL.format(owner=owner), dict(id=job_id, user_id=user_id, now=time.time()))
+        cur = self.conn.execute(
+            sql.CANCEL.format(owner=owner), dict(id=job_id, user_id=user_id, now=time.time())
+        )
         return cur.rowcount == 1
 
     # -- worker side ---------------------------------------------------------------------------
@@ -81,8 +91,13 @@ class JobQueue:
         prio_sql = "AND priority >= :min_priority" if min_priority is not None else ""
         statement = sql.CLAIM.format(kinds=kinds_sql, min_priority=prio_sql)
         now = time.time()
-        params = dict(worker=self.worker_id, lease_until=now + self.lease_s, now=now,
-                      min_priority=min_priority, **kinds_params)
+        params = dict(
+            worker=self.worker_id,
+            lease_until=now + self.lease_s,
+            now=now,
+            min_priority=min_priority,
+            **kinds_params,
+        )
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             row = self.conn.execute(statement, params).fetchone()
@@ -97,10 +112,18 @@ class JobQueue:
         params = dict(id=job_id, worker=self.worker_id, lease_until=time.time() + self.lease_s)
         return self.conn.execute(sql.HEARTBEAT, params).rowcount == 1
 
-    def progress(self, job_id: int, fraction: float, text: str | None = None, eta_s: float | None = None) -> bool:
+    def progress(
+        self, job_id: int, fraction: float, text: str | None = None, eta_s: float | None = None
+    ) -> bool:
         """Record progress (and renew the lease). False means stop: the job is no longer ours."""
-        params = dict(id=job_id, worker=self.worker_id, progress=max(0.0, min(1.0, fraction)), text=text,
-                      eta_s=eta_s, lease_until=time.time() + self.lease_s)
+        params = dict(
+            id=job_id,
+            worker=self.worker_id,
+            progress=max(0.0, min(1.0, fraction)),
+            text=text,
+            eta_s=eta_s,
+            lease_until=time.time() + self.lease_s,
+        )
         return self.conn.execute(sql.PROGRESS, params).rowcount == 1
 
     def finish(self, job_id: int, result: dict[str, Any]) -> bool:

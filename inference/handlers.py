@@ -1,0 +1,70 @@
+"""Job kind → the function that runs it. Each takes (ctx, job) and returns the job's result dict.
+
+Handlers are named by import path and imported on first use, so a worker starts without loading
+the training or evaluation code it may never need.
+"""
+
+from __future__ import annotations
+
+import importlib
+import zlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from inference.styles import ARTISTS, STYLES
+from jobs.errors import BAD_REQUEST, JobError
+from jobs.models import Job
+
+if TYPE_CHECKING:
+    from inference.worker import JobContext
+
+Handler = Callable[["JobContext", Job], dict[str, Any]]
+
+HANDLERS: dict[str, str] = {
+    "stylize": "inference.handlers:run_stylize_job",
+    "train": "inference.train.job:run_train_job",
+    "portrait": "inference.portrait:run_portrait_job",
+}
+INTERACTIVE_PRIORITY = 10
+
+
+def resolve_handler(kind: str) -> Handler:
+    target = HANDLERS.get(kind)
+    if target is None:
+        raise JobError(BAD_REQUEST, f"unknown job kind {kind!r}")
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def run_stylize_job(ctx: JobContext, job: Job) -> dict[str, Any]:
+    from inference.images import load_photo
+    from inference.stylize import stylize
+
+    payload = job.payload
+    styles = payload.get("styles") or list(ARTISTS)
+    unknown = [s for s in styles if s not in STYLES]
+    if unknown:
+        raise JobError(BAD_REQUEST, f"unknown styles: {', '.join(unknown)}")
+    image_path = ctx.data_dir / payload["image"]
+    photo = load_photo(image_path)
+    # The same photo gives the same pictures, also when the job is retried after a crash.
+    seed = int(payload["seed"]) if payload.get("seed") is not None else zlib.crc32(image_path.read_bytes())
+    if not ctx.report(0.05, "stylizing"):
+        from inference.worker import JobStopped
+
+        raise JobStopped()
+    result = stylize(
+        ctx.models,
+        photo,
+        styles=tuple(styles),
+        variants=int(payload.get("variants", 1)),
+        seed=seed,
+        steps=int(payload.get("steps", 30)),
+        mode=payload.get("mode", "img2img"),
+        max_batch=ctx.max_batch,
+    )
+    images = [
+        {"path": ctx.save_image(image, f"{i:02d}_{style}.jpg"), "style": style}
+        for i, (style, image) in enumerate(result.images)
+    ]
+    return {"caption": result.caption, "images": images, "seconds": round(result.seconds, 3), "seed": seed}

@@ -1,0 +1,245 @@
+"""The worker: a plain loop. Claim a job, run it, record the outcome, back off when idle.
+
+Signal handlers only set a flag. A job in flight when SIGTERM arrives either finishes (stylize jobs take
+seconds) or, for long jobs that report progress, is released back to the queue without spending an attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inference.handlers import HANDLERS, INTERACTIVE_PRIORITY, resolve_handler
+from inference.settings import InferenceSettings
+from jobs import JobQueue
+from jobs.errors import INTERNAL, OUT_OF_MEMORY, JobError
+from jobs.models import Job
+
+log = logging.getLogger("artbooth.worker")
+
+
+class JobStopped(Exception):
+    """Raised inside a handler (via ctx.report) when its job was cancelled or the worker is stopping."""
+
+
+@dataclass
+class JobContext:
+    """What a handler sees: the models, where to write, and how to report progress."""
+
+    worker: Worker
+    job: Job
+    max_batch: int | None = None
+    cancelled: bool = False  # set by the heartbeat or report() when the job is no longer ours
+    told_to_stop: bool = False  # report() returned False: whatever the handler does next is a stop
+
+    @property
+    def models(self) -> Any:
+        return self.worker.models
+
+    @property
+    def data_dir(self) -> Path:
+        return self.worker.settings.data_dir
+
+    @property
+    def queue(self) -> JobQueue:
+        return self.worker.queue
+
+    @property
+    def result_dir(self) -> Path:
+        path = self.data_dir / "results" / str(self.job.id)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def save_image(self, image: Any, name: str) -> str:
+        """Write an image under results/<job id>/ atomically; returns its path relative to DATA_DIR."""
+        target = self.result_dir / name
+        tmp = target.with_name(f".{name}.tmp")
+        image.save(tmp, format="JPEG" if name.endswith(".jpg") else None, quality=93)
+        tmp.replace(target)
+        return target.relative_to(self.data_dir).as_posix()
+
+    def report(self, fraction: float, text: str | None = None, eta_s: float | None = None) -> bool:
+        """Record progress. False when the job must stop: cancelled by its user or the worker is stopping."""
+        if not self.cancelled and not self.worker.stopping:
+            if self.queue.progress(self.job.id, fraction, text, eta_s):
+                return True
+            self.cancelled = True
+        self.told_to_stop = True
+        return False
+
+    def should_yield(self) -> bool:
+        """Is an interactive job waiting? Long jobs ask between steps."""
+        return not self.worker.stopping and self.queue.has_waiting(INTERACTIVE_PRIORITY)
+
+    def run_waiting_interactive(self) -> int:
+        """Run the interactive jobs waiting now (a long job calls this between steps)."""
+        return self.worker.run_pending(min_priority=INTERACTIVE_PRIORITY)
+
+
+class _Heartbeat(threading.Thread):
+    """Renews a job's lease while a long step (one diffusion call) runs; flags a cancellation."""
+
+    def __init__(self, ctx: JobContext, db_path: Path, worker_id: str, lease_s: float):
+        super().__init__(daemon=True, name=f"heartbeat-{ctx.job.id}")
+        self.ctx, self.db_path, self.worker_id, self.lease_s = ctx, db_path, worker_id, lease_s
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        queue = JobQueue(self.db_path, worker_id=self.worker_id, lease_s=self.lease_s)
+        try:
+            while not self.done.wait(self.lease_s / 3):
+                if not queue.heartbeat(self.ctx.job.id):
+                    self.ctx.cancelled = True
+                    return
+        finally:
+            queue.close()
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: InferenceSettings,
+        *,
+        models: Any = None,
+        lease_s: float = 60.0,
+        idle_min_s: float = 0.05,
+        idle_max_s: float = 1.0,
+        worker_id: str | None = None,
+    ):
+        self.settings = settings
+        self.queue = JobQueue(settings.db_path, worker_id=worker_id, lease_s=lease_s)
+        self.lease_s = lease_s
+        self.models = models
+        self.idle_min_s, self.idle_max_s = idle_min_s, idle_max_s
+        self.kinds = tuple(HANDLERS)
+        self.stopping = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        def stop(signum: int, _frame: Any) -> None:
+            log.info("signal %s: finishing the current job, then exiting", signum)
+            self.stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def load(self) -> None:
+        if self.models is None:
+            from inference.models import load_models
+
+            started = time.perf_counter()
+            self.models = load_models(self.settings)
+            log.info("models %s loaded in %.1fs", self.settings.models, time.perf_counter() - started)
+
+    def run_forever(self, *, exit_when_idle: bool = False) -> None:
+        self.load()
+        log.info("worker %s ready on %s", self.queue.worker_id, self.settings.db_path)
+        idle = self.idle_min_s
+        next_sweep = 0.0
+        while not self.stopping:
+            if time.monotonic() >= next_sweep:
+                self.sweep_expired()
+                next_sweep = time.monotonic() + max(1.0, self.lease_s / 4)
+            if self.run_pending():
+                idle = self.idle_min_s
+                continue
+            if exit_when_idle:
+                break
+            time.sleep(idle)
+            idle = min(idle * 2, self.idle_max_s)
+        self.queue.close()
+        log.info("worker %s stopped", self.queue.worker_id)
+
+    def sweep_expired(self) -> None:
+        requeued, failed = self.queue.requeue_expired()
+        if requeued or failed:
+            log.warning("expired leases: requeued %s, failed %s", requeued, failed)
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def run_pending(self, *, min_priority: int | None = None) -> int:
+        """Claim and run jobs until none is waiting (or we are stopping). Returns how many ran."""
+        count = 0
+        while not self.stopping:
+            job = self.queue.claim(self.kinds, min_priority=min_priority)
+            if job is None:
+                break
+            self.run_job(job)
+            count += 1
+        return count
+
+    def run_job(self, job: Job) -> None:
+        ctx = JobContext(worker=self, job=job)
+        heartbeat = _Heartbeat(ctx, self.settings.db_path, self.queue.worker_id, self.lease_s)
+        heartbeat.start()
+        started = time.perf_counter()
+        try:
+            result = self._run_with_oom_retry(ctx)
+        except Exception as error:
+            if isinstance(error, JobStopped) or ctx.told_to_stop or ctx.cancelled:
+                self._stopped(ctx)
+            elif isinstance(error, JobError):
+                log.info("job %s failed: %s: %s", job.id, error.code, error.message)
+                self.queue.fail(job.id, error.code, error.message)
+            else:  # a bug must not take the worker down: record it and go on
+                log.error("job %s crashed:\n%s", job.id, traceback.format_exc())
+                self.queue.fail(job.id, INTERNAL, f"{type(error).__name__}: {error}")
+        else:
+            if ctx.told_to_stop or ctx.cancelled:
+                self._stopped(ctx)
+            elif self.queue.finish(job.id, result):
+                log.info("job %s (%s) done in %.2fs", job.id, job.kind, time.perf_counter() - started)
+        finally:
+            heartbeat.done.set()
+            heartbeat.join()
+
+    def _stopped(self, ctx: JobContext) -> None:
+        if self.stopping and not ctx.cancelled and self.queue.release(ctx.job.id):
+            log.info("job %s released on shutdown", ctx.job.id)
+        else:
+            log.info("job %s stopped: cancelled", ctx.job.id)
+
+    def _run_with_oom_retry(self, ctx: JobContext) -> dict[str, Any]:
+        handler = resolve_handler(ctx.job.kind)
+        try:
+            return handler(ctx, ctx.job)
+        except Exception as error:
+            if not _is_oom(error):
+                raise
+            # One retry with half the batch; a second OOM fails the job with a stable code.
+            log.warning("job %s: out of memory, retrying with a smaller batch", ctx.job.id)
+            _free_cuda_memory()
+            ctx.max_batch = max(1, (ctx.max_batch or _batch_size(ctx.job)) // 2)
+            try:
+                return handler(ctx, ctx.job)
+            except Exception as again:
+                if _is_oom(again):
+                    _free_cuda_memory()
+                    raise JobError(OUT_OF_MEMORY, "the GPU ran out of memory for this job") from again
+                raise
+
+
+def _batch_size(job: Job) -> int:
+    styles = job.payload.get("styles") or [None] * 4
+    return max(1, len(styles) * int(job.payload.get("variants", 1)))
+
+
+def _is_oom(error: BaseException) -> bool:
+    import torch
+
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+def _free_cuda_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
