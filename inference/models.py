@@ -1,0 +1,210 @@
+"""Load every model once and keep it resident: `load_models(settings) -> ModelSet`.
+
+The same `from_pretrained` code loads real weights (`MODELS=sd15`) and the twins that
+`inference.tiny` builds (`tiny`, `sd15-random`). Missing real weights without network become one
+`ModelMissing` line that says what to do, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from inference.captioner import Captioner
+from inference.presets import ROLES, ModelPreset, get_preset
+from inference.settings import InferenceSettings
+from jobs.errors import MODEL_MISSING, JobError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ModelMissing(JobError):
+    """Weights for a role are neither cached nor downloadable. `str(exc)` is the one line to print."""
+
+    def __init__(self, role: str, model_id: str, reason: str = ""):
+        message = (
+            f"{role} model {model_id!r} is not available{f' ({reason})' if reason else ''}: "
+            f"set HF_HOME to a Hugging Face cache that has it, pre-download it with "
+            f"`huggingface-cli download {model_id}`, point MODEL_{role.upper()} at a local copy, "
+            f"or use MODELS=tiny"
+        )
+        super().__init__(MODEL_MISSING, message)
+        self.role = role
+        self.model_id = model_id
+
+
+def models_dir(settings: InferenceSettings) -> Path:
+    return Path(settings.data_dir) / "models"
+
+
+def resolve(settings: InferenceSettings, role: str) -> str:
+    """The hub id or local directory that `from_pretrained` should load for `role`.
+
+    An override (MODEL_<ROLE>) wins: an existing path is used as a local directory, anything else is
+    taken as a hub id. Built presets are built on first use under DATA_DIR/models/<preset>/<role>/.
+    """
+    if role not in ROLES:
+        raise ValueError(f"unknown model role {role!r}; roles: {', '.join(ROLES)}")
+    override = settings.overrides.get(role)
+    if override:
+        path = Path(override).expanduser()
+        return str(path.resolve()) if path.exists() else override
+    preset = get_preset(settings.models)
+    if not preset.built:
+        return preset.ids[role]
+    from inference.tiny import ensure_built
+
+    # sd15-random is ~1.5 B random parameters: initialising them on the GPU is much faster.
+    device = pick_device(settings.device)
+    build_device = device.type if preset.name != "tiny" and device.type == "cuda" else "cpu"
+    return str(ensure_built(preset.name, role, models_dir(settings), device=build_device))
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"DEVICE={name} but CUDA is not available (torch {torch.__version__})")
+    return device
+
+
+def _load(role: str, model_id: str, loader: Callable[[], T]) -> T:
+    """Run a from_pretrained call, turning 'not cached and no network' into ModelMissing."""
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        return loader()
+    except HFValidationError as exc:  # neither an existing local dir nor a valid hub id
+        raise ModelMissing(role, model_id, "no such local directory or hub id") from exc
+    except OSError as exc:  # LocalEntryNotFoundError, EnvironmentError "can't load ... offline", etc.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelMissing(role, model_id, first[:160]) from exc
+
+
+@dataclass
+class ModelSet:
+    preset: ModelPreset
+    device: torch.device
+    dtype: torch.dtype
+    base_id: str  # what LoRA metadata records as the base model
+    resolution: int
+    txt2img: Any  # StableDiffusionPipeline
+    img2img: Any  # StableDiffusionImg2ImgPipeline over the same modules (no second copy)
+    captioner: Captioner | None
+    settings: InferenceSettings
+    _lazy: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def vqa(self) -> tuple[Any, Any]:
+        """(BlipProcessor, BlipForQuestionAnswering), loaded on first use."""
+        if "vqa" not in self._lazy:
+            from transformers import BlipForQuestionAnswering, BlipProcessor
+
+            path = resolve(self.settings, "vqa")
+            processor = _load("vqa", path, lambda: BlipProcessor.from_pretrained(path))
+            model = _load(
+                "vqa", path, lambda: BlipForQuestionAnswering.from_pretrained(path, dtype=self.dtype)
+            )
+            self._lazy["vqa"] = (processor, model.to(self.device).eval())
+        return self._lazy["vqa"]
+
+    def controlnet(self) -> Any:
+        """ControlNetModel for the `control` role, loaded on first use."""
+        if "control" not in self._lazy:
+            from diffusers import ControlNetModel
+
+            path = resolve(self.settings, "control")
+            model = _load(
+                "control", path, lambda: ControlNetModel.from_pretrained(path, torch_dtype=self.dtype)
+            )
+            self._lazy["control"] = model.to(self.device).eval()
+        return self._lazy["control"]
+
+
+def _quiet_loading() -> None:
+    """No per-load progress bars or dtype-kwarg deprecation noise in the worker's log."""
+    import diffusers.utils.logging as dlog
+    import transformers.utils.logging as tlog
+
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+    # diffusers 0.42 renamed torch_dtype to dtype; older ones only know torch_dtype, so keep it.
+    warnings.filterwarnings("ignore", message=".*torch_dtype.*is deprecated", category=FutureWarning)
+
+
+def _configure_cuda(pipe) -> None:
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
+    pipe.unet.to(memory_format=torch.channels_last)
+    pipe.vae.to(memory_format=torch.channels_last)
+    if os.environ.get("ARTBOOTH_COMPILE") == "1":
+        pipe.unet = torch.compile(pipe.unet, fullgraph=False)
+        pipe.vae.decode = torch.compile(pipe.vae.decode, fullgraph=False)
+
+
+def load_base(settings: InferenceSettings, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any]:
+    from diffusers import DPMSolverMultistepScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+
+    path = resolve(settings, "base")
+    txt2img = _load(
+        "base",
+        path,
+        lambda: StableDiffusionPipeline.from_pretrained(
+            path,
+            torch_dtype=dtype,
+            safety_checker=None,
+            requires_safety_checker=False,
+        ),
+    )
+    txt2img.scheduler = DPMSolverMultistepScheduler.from_config(
+        txt2img.scheduler.config,
+        algorithm_type="dpmsolver++",
+        solver_order=2,
+    )
+    txt2img.to(device)
+    if device.type == "cuda":
+        _configure_cuda(txt2img)
+    img2img = StableDiffusionImg2ImgPipeline(**txt2img.components, requires_safety_checker=False)
+    for pipe in (txt2img, img2img):
+        pipe.set_progress_bar_config(disable=True)
+    return txt2img, img2img
+
+
+def load_models(settings: InferenceSettings, roles: tuple[str, ...] = ("base", "caption")) -> ModelSet:
+    """Load `roles` now (base is always loaded); vqa and control may also come lazily later."""
+    preset = get_preset(settings.models)
+    device = pick_device(settings.device)
+    _quiet_loading()
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    txt2img, img2img = load_base(settings, device, dtype)
+    captioner = None
+    if "caption" in roles:
+        path = resolve(settings, "caption")
+        captioner = _load("caption", path, lambda: Captioner.from_pretrained(path, device, dtype))
+    base_id = settings.overrides.get("base") or preset.ids["base"]
+    models = ModelSet(
+        preset=preset,
+        device=device,
+        dtype=dtype,
+        base_id=base_id,
+        resolution=preset.resolution,
+        txt2img=txt2img,
+        img2img=img2img,
+        captioner=captioner,
+        settings=settings,
+    )
+    if "vqa" in roles:
+        models.vqa()
+    if "control" in roles:
+        models.controlnet()
+    return models
