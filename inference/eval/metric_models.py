@@ -44,7 +44,7 @@ def resolve_metric(settings: InferenceSettings, role: str) -> str:
         return settings.overrides[role]
     if settings.models == "tiny":
         target = Path(settings.data_dir) / "models" / "tiny" / role
-        _build_once(target, _TINY_BUILDERS[role])
+        build_once(target, _TINY_BUILDERS[role])
         return str(target)
     return REAL_IDS[role]
 
@@ -68,7 +68,7 @@ def load_dino(settings: InferenceSettings, device: torch.device | str = "cpu") -
 # ---- tiny twins --------------------------------------------------------------------------------
 
 
-def _build_once(target: Path, build: Callable[[Path], None]) -> None:
+def build_once(target: Path, build: Callable[[Path], None]) -> None:
     """Build into a temporary sibling, mark it complete, then rename: a crash never leaves half a model."""
     if (target / _MARKER).is_file():
         return
@@ -89,7 +89,11 @@ def _build_once(target: Path, build: Callable[[Path], None]) -> None:
 
 def _byte_vocab() -> dict[str, int]:
     """CLIP's byte-level alphabet, each char alone and word-final, plus the two specials: no merges needed."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     codes = printable + [256 + i for i in range(256 - len(printable))]
     chars = [chr(c) for c in codes]
     tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
@@ -101,11 +105,25 @@ def _build_tiny_clip(out: Path) -> None:
 
     vocab = _byte_vocab()
     bos, eos = vocab["<|startoftext|>"], vocab["<|endoftext|>"]
-    text = dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                num_attention_heads=4, max_position_embeddings=77, bos_token_id=bos, eos_token_id=eos,
-                pad_token_id=eos)
-    vision = dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                  num_attention_heads=4)
+    text = dict(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        pad_token_id=eos,
+    )
+    vision = dict(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+    )
     torch.manual_seed(0)
     CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(out)
     processor = CLIPProcessor(
@@ -119,8 +137,14 @@ def _build_tiny_dino(out: Path) -> None:
     from transformers import ViTConfig, ViTImageProcessor, ViTModel
 
     torch.manual_seed(0)
-    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                       num_attention_heads=4)
+    config = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+    )
     ViTModel(config, add_pooling_layer=False).save_pretrained(out)
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(out)
 

@@ -38,8 +38,9 @@ def clip_image_embeds(clip: MetricModel, images: Sequence[Image.Image]) -> torch
 def clip_text_embeds(clip: MetricModel, texts: Sequence[str]) -> torch.Tensor:
     """Unit-norm CLIP text embeddings; long prompts are cut at CLIP's 77 tokens, as SD itself does."""
     max_len = clip.model.config.text_config.max_position_embeddings
-    tokens = clip.processor(text=list(texts), return_tensors="pt", padding=True, truncation=True,
-                            max_length=max_len)
+    tokens = clip.processor(
+        text=list(texts), return_tensors="pt", padding=True, truncation=True, max_length=max_len
+    )
     tokens = {k: v.to(clip.device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
     emb = _tensor(clip.model.get_text_features(**tokens)).float()
     return torch.nn.functional.normalize(emb, dim=-1).cpu()
@@ -57,28 +58,42 @@ def _paired_cos(a: torch.Tensor, b: torch.Tensor) -> list[float]:
     return [float(x) for x in (a * b).sum(-1).clamp(-1.0, 1.0)]
 
 
-def clip_text_image_score(clip: MetricModel, images: Sequence[Image.Image], texts: Sequence[str]) -> list[float]:
+def clip_text_image_score(
+    clip: MetricModel, images: Sequence[Image.Image], texts: Sequence[str]
+) -> list[float]:
     """CLIP score per (image, text) pair: 100 × max(cos, 0), in [0, 100]."""
     cos = _paired_cos(clip_image_embeds(clip, images), clip_text_embeds(clip, texts))
-    return [100.0 * max(c, 0.0) for c in cos]
+    return [clip_score_from_cosine(c) for c in cos]
 
 
-def clip_text_image_cosine(clip: MetricModel, images: Sequence[Image.Image], texts: Sequence[str]) -> list[float]:
+def clip_score_from_cosine(cosine: float) -> float:
+    return 100.0 * max(cosine, 0.0)
+
+
+def clip_text_image_cosine(
+    clip: MetricModel, images: Sequence[Image.Image], texts: Sequence[str]
+) -> list[float]:
     """CLIP-T per pair: the raw cosine, the DreamBooth paper's scale."""
     return _paired_cos(clip_image_embeds(clip, images), clip_text_embeds(clip, texts))
 
 
-def clip_image_similarity(clip: MetricModel, images: Sequence[Image.Image], refs: Sequence[Image.Image]) -> list[float]:
+def clip_image_similarity(
+    clip: MetricModel, images: Sequence[Image.Image], refs: Sequence[Image.Image]
+) -> list[float]:
     """CLIP-I per (image, reference) pair, in [-1, 1]."""
     return _paired_cos(clip_image_embeds(clip, images), clip_image_embeds(clip, refs))
 
 
-def dino_similarity(dino: MetricModel, images: Sequence[Image.Image], refs: Sequence[Image.Image]) -> list[float]:
+def dino_similarity(
+    dino: MetricModel, images: Sequence[Image.Image], refs: Sequence[Image.Image]
+) -> list[float]:
     """DINO per (image, reference) pair, in [-1, 1]."""
     return _paired_cos(dino_embeds(dino, images), dino_embeds(dino, refs))
 
 
-def mean_similarity_to_set(emb: torch.Tensor, refs: torch.Tensor, *, exclude_self: bool = False) -> list[float]:
+def mean_similarity_to_set(
+    emb: torch.Tensor, refs: torch.Tensor, *, exclude_self: bool = False
+) -> list[float]:
     """For each row of emb, its mean cosine to every row of refs (DreamBooth: a generated image vs all real
     photos). With exclude_self (emb is refs), the diagonal is left out: real-vs-real without the trivial 1s."""
     sims = (emb @ refs.T).clamp(-1.0, 1.0)
@@ -96,8 +111,14 @@ def yes_from_answer(answer: str) -> bool:
 
 
 @torch.inference_mode()
-def vqa_answers(processor: object, model: torch.nn.Module, images: Sequence[Image.Image], question: str,
-                *, max_new_tokens: int = 5) -> list[str]:
+def vqa_answers(
+    processor: object,
+    model: torch.nn.Module,
+    images: Sequence[Image.Image],
+    question: str,
+    *,
+    max_new_tokens: int = 5,
+) -> list[str]:
     """BLIP VQA's decoded answer for each image to the same question (greedy, deterministic)."""
     device = next(model.parameters()).device
     inputs = processor(images=_rgb(images), text=[question] * len(images), return_tensors="pt").to(device)
@@ -106,6 +127,8 @@ def vqa_answers(processor: object, model: torch.nn.Module, images: Sequence[Imag
     return [a.strip() for a in processor.batch_decode(out, skip_special_tokens=True)]
 
 
-def vqa_yes(processor: object, model: torch.nn.Module, images: Sequence[Image.Image], question: str) -> list[bool]:
+def vqa_yes(
+    processor: object, model: torch.nn.Module, images: Sequence[Image.Image], question: str
+) -> list[bool]:
     """yes = True per image; anything but a leading 'yes' counts as no."""
     return [yes_from_answer(a) for a in vqa_answers(processor, model, images, question)]
