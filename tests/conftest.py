@@ -1,0 +1,37 @@
+"""Shared fixtures. Heavy imports stay inside fixtures, so bot tests never import torch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_settings(tmp_path_factory: pytest.TempPathFactory):
+    """InferenceSettings for MODELS=tiny on CPU, with every tiny role built once per session.
+
+    Set ARTBOOTH_TEST_MODELS_CACHE=/some/dir to keep the built models between runs.
+    """
+    from inference.models import resolve
+    from inference.presets import ROLES
+    from inference.settings import InferenceSettings
+
+    data_dir = tmp_path_factory.mktemp("tiny-data")
+    cache = os.environ.get("ARTBOOTH_TEST_MODELS_CACHE")
+    if cache:
+        (Path(cache) / "models").mkdir(parents=True, exist_ok=True)
+        (data_dir / "models").symlink_to(Path(cache).resolve() / "models", target_is_directory=True)
+    settings = InferenceSettings(data_dir=data_dir, models="tiny", device="cpu")
+    for role in ROLES:
+        resolve(settings, role)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tiny_settings):
+    """The resident ModelSet (base + caption) on the tiny twins, loaded once per session."""
+    from inference.models import load_models
+
+    return load_models(tiny_settings, roles=("base", "caption"))
