@@ -1,0 +1,47 @@
+"""`python -m bot`: the Telegram bot, long polling; with INFERENCE=embedded also one inference worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from pydantic import ValidationError
+
+from bot.settings import BotSettings
+
+
+def load_settings() -> BotSettings:
+    try:
+        return BotSettings()  # type: ignore[call-arg]
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            name = str(item["loc"][0]).upper() if item["loc"] else "settings"
+            if item["type"] == "missing":
+                problems.append(f"{name} is not set (put it in the environment or .env)")
+            else:
+                problems.append(f"{name} is malformed: {item['msg']}")
+        print("artbooth bot: " + "; ".join(problems), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def main() -> int:
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from bot.app import FatalError, run
+
+    try:
+        asyncio.run(run(settings))
+    except FatalError as error:
+        print(f"artbooth bot: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Wiring: the database, the Bot, the Dispatcher and the long-running loops, started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Coroutine
+from typing import Any
+
+import aiosqlite
+from aiogram import Bot, Dispatcher
+from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
+
+from bot.chat_action import show_progress
+from bot.commands import set_commands
+from bot.delivery import DeliveryLoop
+from bot.handlers import get_routers
+from bot.inbox import InboxProcessor, UpdatePoller
+from bot.intake import Intake
+from bot.limits import NoticeLimiter
+from bot.middlewares import UserMiddleware
+from bot.settings import BotSettings
+from bot.storage import BotStore
+from bot.supervisor import WorkerSupervisor
+from bot.telegram import create_bot
+from bot.texts import Texts
+from jobs.aio import AsyncJobQueue, open_db
+
+log = logging.getLogger("artbooth.bot")
+
+
+class FatalError(Exception):
+    """Something only the operator can fix (a rejected token): one line, exit code 2."""
+
+
+def build_dispatcher(bot: Bot, db: aiosqlite.Connection, settings: BotSettings) -> Dispatcher:
+    store, queue, texts = BotStore(db), AsyncJobQueue(db), Texts()
+    dispatcher = Dispatcher(
+        db=db,
+        store=store,
+        queue=queue,
+        texts=texts,
+        settings=settings,
+        intake=Intake(bot, store, queue, texts, settings, NoticeLimiter(settings.notice_interval_s)),
+    )
+    dispatcher.update.outer_middleware(UserMiddleware())
+    dispatcher.include_routers(*get_routers())
+    return dispatcher
+
+
+async def run(settings: BotSettings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = await open_db(settings.db_path)  # applies migrations/ (the same runner as the worker)
+    bot = create_bot(settings)
+    supervisor = WorkerSupervisor(settings) if settings.inference == "embedded" else None
+    tasks: list[asyncio.Task] = []
+
+    def start(coro: Coroutine[Any, Any, None], name: str) -> None:
+        tasks.append(asyncio.create_task(coro, name=name))
+
+    try:
+        if supervisor:
+            start(supervisor.run(), "worker supervisor")
+        me = await _get_me(bot)
+        log.info(
+            "bot @%s (id %s) on %s, inference %s",
+            me.username,
+            me.id,
+            settings.telegram_api_base or "api.telegram.org",
+            settings.inference,
+        )
+        dispatcher = build_dispatcher(bot, db, settings)
+        store, texts = dispatcher["store"], dispatcher["texts"]
+        await store.prune_inbox()
+        try:
+            await set_commands(bot, texts)
+        except TelegramAPIError as error:
+            log.warning("set_my_commands failed: %s", error)
+        processor = InboxProcessor(dispatcher, bot, store)
+        poller = UpdatePoller(
+            bot,
+            store,
+            timeout_s=settings.polling_timeout_s,
+            allowed_updates=dispatcher.resolve_used_update_types(),
+            on_recorded=processor.wake,
+        )
+        delivery = DeliveryLoop(bot, store, dispatcher["queue"], texts, settings)
+        start(
+            processor.run(), "inbox processor"
+        )  # replays what a crash interrupted, then handles new updates
+        start(poller.run(), "update poller")
+        start(delivery.run(), "delivery")
+        start(show_progress(bot, store, settings.chat_action_every_s), "chat action")
+        await _until_signal_or_crash(tasks)
+    finally:
+        await _shutdown(tasks, supervisor)
+        await bot.session.close()
+        await db.close()
+        log.info("bot stopped")
+
+
+async def _get_me(bot: Bot) -> Any:
+    delay = 1.0
+    while True:
+        try:
+            return await bot.get_me()
+        except TelegramUnauthorizedError as error:
+            raise FatalError(
+                "Telegram rejected BOT_TOKEN (401 Unauthorized): check the token with @BotFather"
+            ) from error
+        except TelegramAPIError as error:
+            log.warning("cannot reach Telegram (%s); retrying in %.0fs", error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+async def _until_signal_or_crash(tasks: list[asyncio.Task]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    for task in done:
+        if task is not stopper and not task.cancelled() and (error := task.exception()) is not None:
+            if isinstance(error, TelegramUnauthorizedError):
+                raise FatalError("Telegram rejected BOT_TOKEN (401 Unauthorized)") from error
+            raise error
+    if stop.is_set():
+        log.info("signal received: stopping")
+
+
+async def _shutdown(tasks: list[asyncio.Task], supervisor: WorkerSupervisor | None) -> None:
+    """Whole tree gone within 20 s: handlers get 5 s (in InboxProcessor.stop), the worker 12 s, in parallel."""
+    stopping_worker = asyncio.create_task(supervisor.stop()) if supervisor else None
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if stopping_worker:
+        with contextlib.suppress(Exception):
+            await stopping_worker

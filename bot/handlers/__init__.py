@@ -1,0 +1,11 @@
+"""The routers, in the order updates try them: features first, the catch-alls last."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+
+def get_routers() -> list[Router]:
+    from bot.handlers import fallback, photo, start, status, style
+
+    return [start.router, style.router, status.router, photo.router, fallback.router]

@@ -1,0 +1,54 @@
+"""/start, /help and /lang: what the bot does, in the user's language."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.types import CallbackQuery, Message
+
+from bot.keyboards import LangChoice, lang_keyboard
+from bot.settings import BotSettings
+from bot.storage import BotStore, UserRow
+from bot.texts import LANGS, Texts
+
+router = Router(name=__name__)
+
+
+@router.message(CommandStart(), F.text)
+async def start(message: Message, texts: Texts, lang: str) -> None:
+    await message.answer(texts(lang, "start", artists=texts.artists(lang)))
+
+
+@router.message(Command("help"), F.text)
+async def help_(message: Message, texts: Texts, lang: str, settings: BotSettings) -> None:
+    await message.answer(
+        texts(
+            lang,
+            "help",
+            artists=texts.artists(lang),
+            max_mb=settings.max_download_mb,
+            max_jobs=settings.max_jobs_per_user,
+        )
+    )
+
+
+@router.message(Command("lang"), F.text)
+async def choose_lang(
+    message: Message, command: CommandObject, texts: Texts, lang: str, store: BotStore, user_row: UserRow
+) -> None:
+    wanted = (command.args or "").strip().lower()
+    if wanted in LANGS:
+        await store.set_lang(user_row.id, wanted)
+        await message.answer(texts(wanted, "lang_set"))
+    else:
+        await message.answer(texts(lang, "lang_menu"), reply_markup=lang_keyboard())
+
+
+@router.callback_query(LangChoice.filter(F.lang.in_(LANGS)))
+async def lang_chosen(
+    callback: CallbackQuery, callback_data: LangChoice, texts: Texts, store: BotStore, user_row: UserRow
+) -> None:
+    await callback.answer()
+    await store.set_lang(user_row.id, callback_data.lang)
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(texts(callback_data.lang, "lang_set"))

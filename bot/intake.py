@@ -1,0 +1,172 @@
+"""A photo becomes a job: limits, download into DATA_DIR/uploads, enqueue, tell the user where it stands.
+
+Runs once per Telegram update, and again if a crash interrupted it (bot/inbox.py replays), so every step
+is idempotent: the job's dedup_key is 'tg:<update_id>', the upload's name comes from the update.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiogram import Bot
+from aiogram.enums import ChatAction
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import Message
+
+from bot.limits import NoticeLimiter, check_admission
+from bot.settings import BotSettings
+from bot.storage import BotStore, UserRow
+from bot.texts import Texts
+from inference.styles import ARTISTS, get_style
+from jobs.aio import AsyncJobQueue
+
+log = logging.getLogger("artbooth.bot.intake")
+
+INTERACTIVE_PRIORITY = 10  # docs/jobs.md: interactive jobs outrank training (0)
+VARIANTS_OF_ONE_STYLE = 4
+_STYLE_CAPTION = re.compile(r"^/style(?:@\w+)?(?:\s+(?P<style>\S+))?", re.IGNORECASE)
+_EXTENSIONS = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "image/bmp": "bmp",
+    "image/tiff": "tiff",
+    "image/heic": "heic",
+    "image/heif": "heif",
+}
+
+
+@dataclass(frozen=True)
+class IncomingImage:
+    file_id: str
+    file_unique_id: str
+    size: int | None
+    extension: str
+
+    @classmethod
+    def from_message(cls, message: Message) -> IncomingImage:
+        if message.photo:
+            largest = message.photo[-1]
+            return cls(largest.file_id, largest.file_unique_id, largest.file_size, "jpg")
+        document = message.document
+        assert document is not None
+        suffix = Path(document.file_name or "").suffix.lower().lstrip(".")
+        extension = _EXTENSIONS.get(document.mime_type or "") or (suffix if suffix.isalnum() else "") or "img"
+        return cls(document.file_id, document.file_unique_id, document.file_size, extension)
+
+
+def caption_style(caption: str | None) -> tuple[bool, str | None]:
+    """(asked, style id) for a caption like '/style banksy'; asked is False when the caption says nothing."""
+    match = _STYLE_CAPTION.match((caption or "").strip())
+    if not match or not match.group("style"):
+        return False, None
+    return True, match.group("style").lower()
+
+
+def job_styles(style: str | None) -> tuple[list[str], int]:
+    """(styles, variants per style): the four artists once each, or one style four times."""
+    if style is None:
+        return list(ARTISTS), 1
+    return [style], VARIANTS_OF_ONE_STYLE
+
+
+class Intake:
+    """Turns accepted photos into jobs. One instance lives in the dispatcher's workflow_data."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        store: BotStore,
+        queue: AsyncJobQueue,
+        texts: Texts,
+        settings: BotSettings,
+        notices: NoticeLimiter,
+    ):
+        self.bot, self.store, self.queue, self.texts, self.settings = bot, store, queue, texts, settings
+        self.notices = notices
+
+    async def accept(self, message: Message, update_id: int, user: UserRow, lang: str) -> None:
+        texts, settings = self.texts, self.settings
+        dedup_key = f"tg:{update_id}"
+        if (job_id := await self.store.find_job_by_dedup(dedup_key)) is not None:
+            await self.store.add_delivery(
+                job_id, message.message_id
+            )  # a replay after a crash: already recorded
+            return
+
+        asked, one_off = caption_style(message.caption)
+        if asked and one_off != "all" and get_style(one_off or "") is None:
+            await message.answer(texts(lang, "style_unknown", given=one_off, styles=texts.style_list(lang)))
+            return
+        style = None if one_off == "all" else (one_off or user.style)
+
+        refusal = await check_admission(self.queue, settings, user.id)
+        if refusal is not None:
+            if self.notices.allow(user.id):
+                await message.answer(texts(lang, refusal.value, limit=settings.max_jobs_per_user))
+            return
+
+        image = IncomingImage.from_message(message)
+        max_mb = settings.max_download_mb
+        if image.size is not None and image.size > settings.max_download_bytes:
+            await message.answer(texts(lang, "file_too_big", size_mb=_mb(image.size), max_mb=max_mb))
+            return
+        relative = Path("uploads") / str(user.id) / f"{update_id}-{image.file_unique_id}.{image.extension}"
+        try:
+            await _download(self.bot, image.file_id, settings.data_dir / relative)
+        except TelegramBadRequest as error:
+            if "too big" in error.message.lower():
+                await message.answer(texts(lang, "file_too_big", size_mb=_mb(image.size or 0), max_mb=max_mb))
+            else:
+                log.warning("update %s: download failed: %s", update_id, error)
+                await message.answer(texts(lang, "download_failed"))
+            return
+
+        styles, variants = job_styles(style)
+        job_id, created = await self.queue.enqueue(
+            "stylize",
+            {"image": relative.as_posix(), "styles": styles, "variants": variants},
+            user_id=user.id,
+            chat_id=message.chat.id,
+            priority=INTERACTIVE_PRIORITY,
+            dedup_key=dedup_key,
+        )
+        await self.store.add_delivery(job_id, message.message_id)
+        if not created:
+            return
+        log.info("update %s: job %s queued for user %s (%s)", update_id, job_id, user.id, style or "artists")
+        await self._say_queued(message, job_id, lang, style)
+
+    async def _say_queued(self, message: Message, job_id: int, lang: str, style: str | None) -> None:
+        texts = self.texts
+        what = (
+            texts(lang, "what_one", name=texts.style_name(lang, style))
+            if style
+            else texts(lang, "what_artists")
+        )
+        # Jobs being painted come first, then the queued ones ahead in claim order.
+        ahead = await self.queue.position(job_id) + await self.queue.count_running()
+        if ahead:
+            await message.answer(texts(lang, "queued_position", position=ahead, what=what))
+        else:
+            await message.answer(texts(lang, "queued_now", what=what))
+        await self.bot.send_chat_action(message.chat.id, ChatAction.UPLOAD_PHOTO)
+
+
+async def _download(bot: Bot, file_id: str, target: Path) -> None:
+    """getFile, then the bytes into target (atomically: a crash leaves no half-written upload)."""
+    file = await bot.get_file(file_id)
+    if not file.file_path:
+        raise TelegramBadRequest(method=None, message="getFile gave no file_path (file is too big?)")  # type: ignore[arg-type]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    await bot.download_file(file.file_path, destination=partial, timeout=120)
+    partial.replace(target)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f}"

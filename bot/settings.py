@@ -1,0 +1,61 @@
+"""The bot's settings, from the environment or `.env` (pydantic-settings)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# <bot id>:<secret> as @BotFather hands it out (the secret is 35 characters today; accept 30 or more).
+TOKEN_SHAPE = re.compile(r"^\d+:[\w-]{30,}$")
+
+
+class BotSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    bot_token: SecretStr
+    telegram_api_base: str | None = None  # None: Telegram's own api.telegram.org
+    data_dir: Path = Path("data")
+    models: str = "sd15"  # passed on to the embedded worker
+    device: str = "auto"  # passed on to the embedded worker
+    inference: Literal["embedded", "external"] = "embedded"
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+
+    # Limits
+    max_jobs_per_user: int = Field(3, ge=1)  # unfinished (queued + running) jobs per user
+    max_queue: int = Field(200, ge=1)  # queued jobs of all users
+    max_download_mb: int = Field(20, ge=1, le=2000)  # the cloud Bot API serves files up to 20 MB
+    notice_interval_s: float = Field(10.0, ge=0)  # at most one "too many" notice per user this often
+
+    # Timings
+    polling_timeout_s: int = Field(10, ge=0)  # getUpdates long-poll
+    delivery_poll_s: float = Field(0.5, gt=0)  # how often the bot looks for finished jobs
+    chat_action_every_s: float = Field(4.0, gt=0)  # Telegram shows an action for 5 s
+    worker_lease_s: float = Field(60.0, gt=0)  # the embedded worker's --lease
+    worker_stop_timeout_s: float = Field(12.0, gt=0)  # SIGTERM, then SIGKILL after this long
+    log_level: str = "INFO"
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        if not TOKEN_SHAPE.match(value.get_secret_value().strip()):
+            raise ValueError("expected <digits>:<30+ letters, digits, '_' or '-'> as @BotFather gives it")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(int(part) for part in re.split(r"[,\s]+", value.strip()) if part)
+        return value
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "artbooth.sqlite3"
+
+    @property
+    def max_download_bytes(self) -> int:
+        return self.max_download_mb * 1024 * 1024
