@@ -27,11 +27,13 @@ def set_lora_enabled(model: torch.nn.Module, enabled: bool) -> None:
             module.enable_adapters(enabled)
 
 
-def activate(model: torch.nn.Module, name: str) -> None:
+def activate(model: torch.nn.Module, name: str, scale: float | None = None) -> None:
     """Make `name` the only active adapter, enabled; peft also sets requires_grad on its weights only."""
     for module in model.modules():
         if isinstance(module, BaseTunerLayer):
             module.set_adapter(name)
+            if scale is not None and name in getattr(module, "scaling", {}):
+                module.set_scale(name, scale)
             module.enable_adapters(True)
 
 

@@ -1,0 +1,212 @@
+"""Portraits of a user with their LoRA, hot-loaded into the resident pipeline as a named adapter.
+
+Recently used adapters stay loaded (an LRU keyed by the file's path, size and mtime, so a retrained
+LoRA is loaded afresh). For one call exactly this user's adapter is enabled; afterwards every LoRA is
+disabled again, so stylize jobs and other users see the plain base model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from PIL import Image
+
+from inference.train import adapters
+from inference.train.lora_io import LoraInfo, check_lora_for
+from jobs.errors import BAD_LORA, BAD_REQUEST, JobError
+
+if TYPE_CHECKING:
+    from jobs.models import Job
+
+GUIDANCE = 7.5  # the studies' defaults
+LORA_SCALE = 0.8
+STEPS = 30
+NEGATIVE = (
+    "lowres, blurry, out of focus, deformed face, disfigured, bad anatomy, extra limbs, extra fingers, "
+    "cartoon, drawing, watermark, text"
+)
+MAX_SCENE_CHARS = 300
+
+
+@dataclass(frozen=True)
+class PortraitResult:
+    prompt: str
+    images: list[Image.Image]
+    seconds: float
+    seed: int
+
+
+class AdapterCache:
+    """Named LoRA adapters kept loaded in one pipeline, least recently used evicted first."""
+
+    def __init__(self, pipe, base_id: str, capacity: int = 4):
+        self.pipe, self.base_id, self.capacity = pipe, base_id, capacity
+        self.entries: OrderedDict[tuple, str] = OrderedDict()  # (path, size, mtime_ns) -> adapter name
+
+    def acquire(self, path: Path, owner: str) -> tuple[str, LoraInfo]:
+        """The adapter name for this file, loading it (and evicting the oldest) when needed."""
+        info = check_lora_for(path, self.base_id)
+        stat = Path(path).stat()
+        key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            return self.entries[key], info
+        for stale in [k for k in self.entries if k[0] == key[0]]:  # retrained: the old file is gone
+            self._evict(stale)
+        while len(self.entries) >= self.capacity:
+            self._evict(next(iter(self.entries)))
+        owner = re.sub(r"\W", "_", str(owner))
+        name = f"user_{owner}_{zlib.crc32(repr(key).encode()):08x}"
+        try:
+            self.pipe.load_lora_weights(str(path), adapter_name=name)
+        except Exception as exc:  # shapes for another architecture, torn tensors...
+            self._delete(name)
+            raise JobError(BAD_LORA, f"{Path(path).name} does not fit the loaded base model: {exc}") from exc
+        finally:
+            self._disable_all()  # loading activates the new adapter; only portrait() may enable one
+        self.entries[key] = name
+        return name, info
+
+    def _components(self) -> list[Any]:
+        return [adapters.unwrap(self.pipe.unet), self.pipe.text_encoder]
+
+    def _disable_all(self) -> None:
+        for component in self._components():
+            adapters.set_lora_enabled(component, False)
+
+    def _delete(self, name: str) -> None:
+        for component in self._components():
+            if adapters.has_adapter(component, name):
+                if hasattr(component, "delete_adapters"):
+                    component.delete_adapters(name)
+                else:
+                    component.delete_adapter(name)
+
+    def _evict(self, key: tuple) -> None:
+        self._delete(self.entries.pop(key))
+        self._disable_all()
+
+    @contextlib.contextmanager
+    def only(self, name: str, scale: float):
+        """Exactly this adapter enabled (at `scale`) in every component that has it, for one call."""
+        try:
+            for component in self._components():
+                if adapters.has_adapter(component, name):
+                    adapters.activate(component, name, scale)
+                else:
+                    adapters.set_lora_enabled(component, False)
+            yield
+        finally:
+            self._disable_all()
+
+
+_caches: dict[int, AdapterCache] = {}
+
+
+def adapter_cache(models, capacity: int = 4) -> AdapterCache:
+    """The cache that belongs to this resident pipeline."""
+    cache = _caches.get(id(models.txt2img))
+    if cache is None or cache.pipe is not models.txt2img:
+        cache = _caches[id(models.txt2img)] = AdapterCache(models.txt2img, models.base_id, capacity)
+    return cache
+
+
+def build_prompt(scene: str, token: str, cls: str) -> str:
+    """A full prompt with the identifier is kept as is; a bare scene gets "a photo of sks man, …"."""
+    scene = " ".join(scene.split())[:MAX_SCENE_CHARS]
+    if not scene:
+        raise JobError(BAD_REQUEST, "describe the scene, e.g. /me on the moon")
+    if token in scene.split():
+        return scene
+    return f"a photo of {token} {cls}, {scene}, detailed face, sharp focus, high quality photograph"
+
+
+def portrait(
+    models,
+    lora_path: Path,
+    scene: str,
+    *,
+    token: str | None = None,
+    cls: str | None = None,
+    n: int = 4,
+    seed: int = 0,
+    guidance: float = GUIDANCE,
+    lora_scale: float = LORA_SCALE,
+    steps: int = STEPS,
+    negative: str = NEGATIVE,
+    owner: str = "cli",
+) -> PortraitResult:
+    """`n` portraits of the LoRA's subject in `scene`; seeds seed, seed+1, … (one generator per image)."""
+    if not 1 <= n <= 8:
+        raise JobError(BAD_REQUEST, "n must be between 1 and 8")
+    if not scene or not scene.strip():
+        raise JobError(BAD_REQUEST, "describe the scene, e.g. /me on the moon")
+    started = time.perf_counter()
+    cache = adapter_cache(models)
+    name, info = cache.acquire(Path(lora_path), owner)
+    prompt = build_prompt(scene, token or info.token, cls or info.cls)
+    pipe = models.txt2img
+    generators = [torch.Generator(device=models.device).manual_seed(seed + i) for i in range(n)]
+    with cache.only(name, lora_scale), torch.inference_mode():
+        images = pipe(
+            [prompt] * n,
+            negative_prompt=[negative] * n,
+            height=models.resolution,
+            width=models.resolution,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=generators,
+        ).images
+    return PortraitResult(prompt, images, time.perf_counter() - started, seed)
+
+
+def user_lora_path(data_dir: Path, user_id: int | str) -> Path:
+    return Path(data_dir) / "loras" / str(user_id) / "lora.safetensors"
+
+
+def _lora_for_job(ctx, job: Job) -> Path:
+    """The payload's LoRA, which must be the requesting user's own (never another user's)."""
+    relative = job.payload.get("lora") or (
+        user_lora_path(Path(), job.user_id).as_posix() if job.user_id is not None else None
+    )
+    if not relative:
+        raise JobError(BAD_REQUEST, "no LoRA given")
+    data_dir = Path(ctx.data_dir).resolve()
+    path = (data_dir / relative).resolve()
+    allowed = data_dir / "loras" / (str(job.user_id) if job.user_id is not None else "")
+    if not path.is_relative_to(allowed):
+        raise JobError(BAD_LORA, "that LoRA does not belong to this user")
+    if not path.is_file():
+        raise JobError(BAD_LORA, "no personal model yet: send /train first")
+    return path
+
+
+def run_portrait_job(ctx, job: Job) -> dict[str, Any]:
+    """The worker's `portrait` handler: payload lora, scene, token, class, n, seed (docs/jobs.md)."""
+    payload = job.payload
+    path = _lora_for_job(ctx, job)
+    seed = int(payload["seed"]) if payload.get("seed") is not None else job.id
+    if not ctx.report(0.05, "painting"):
+        from inference.worker import JobStopped
+
+        raise JobStopped()
+    result = portrait(
+        ctx.models,
+        path,
+        str(payload.get("scene") or ""),
+        token=payload.get("token"),
+        cls=payload.get("class"),
+        n=int(payload.get("n", 4)),
+        seed=seed,
+        owner=str(job.user_id if job.user_id is not None else "anon"),
+    )
+    images = [{"path": ctx.save_image(image, f"{i:02d}.jpg")} for i, image in enumerate(result.images)]
+    return {"prompt": result.prompt, "images": images, "seconds": round(result.seconds, 3), "seed": seed}

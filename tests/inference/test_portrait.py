@@ -1,0 +1,127 @@
+"""Portraits with personal LoRAs on the tiny models: right adapter, only for the call, bad files refused."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+from inference.portrait import adapter_cache, portrait, run_portrait_job
+from inference.train import TrainConfig
+from inference.train.adapters import TRAIN_ADAPTER
+from inference.train.loop import train_lora
+from inference.train.lora_io import read_lora_info, save_lora
+from jobs.errors import BAD_LORA, BAD_REQUEST, JobError
+
+FAST = dict(cls="man", rank=4, steps=2, lr=1e-2, warmup_steps=0, num_class_images=2, class_image_steps=2)
+
+
+def arrays(result) -> np.ndarray:
+    return np.stack([np.asarray(im, dtype=np.float32) for im in result.images])
+
+
+def base_render(models) -> np.ndarray:
+    generator = torch.Generator().manual_seed(0)
+    return models.txt2img(
+        "a photo of sks man", num_inference_steps=2, generator=generator, output_type="np"
+    ).images
+
+
+@pytest.fixture(scope="module")
+def loras(tiny_models, tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("portrait")
+    face = Image.fromarray(data.astronaut())
+    crops = [face, face.transpose(Image.FLIP_LEFT_RIGHT), face.rotate(5)]
+    paths = {}
+    for user, seed in (("1", 1), ("2", 2)):
+        out = root / "loras" / user / "lora.safetensors"
+        train_lora(
+            tiny_models, crops, TrainConfig(**FAST, seed=seed), out=out, class_cache=root / "class_images"
+        )
+        paths[user] = out
+    return paths
+
+
+def test_four_portraits_and_the_adapter_is_off_afterwards(tiny_models, loras):
+    before = base_render(tiny_models)
+    result = portrait(tiny_models, loras["1"], "on the moon", n=4, steps=2, owner="1")
+    assert len(result.images) == 4 and result.images[0].size == (128, 128)
+    assert result.prompt.startswith("a photo of sks man, on the moon")
+    assert len({im.tobytes() for im in result.images}) == 4  # one seed per image
+    np.testing.assert_array_equal(base_render(tiny_models), before)
+    assert TRAIN_ADAPTER not in (tiny_models.txt2img.unet.peft_config or {})
+
+
+def test_two_users_get_their_own_faces(tiny_models, loras):
+    one = portrait(tiny_models, loras["1"], "in a forest", n=1, steps=2, owner="1")
+    two = portrait(tiny_models, loras["2"], "in a forest", n=1, steps=2, owner="2")
+    one_again = portrait(tiny_models, loras["1"], "in a forest", n=1, steps=2, owner="1")
+    assert np.abs(arrays(one) - arrays(two)).max() > 0
+    np.testing.assert_array_equal(
+        arrays(one), arrays(one_again)
+    )  # user 2's adapter never leaks into 1's call
+
+
+def test_full_prompt_with_the_token_is_kept():
+    from inference.portrait import build_prompt
+
+    assert build_prompt("a photo of sks man on the moon", "sks", "man") == "a photo of sks man on the moon"
+
+
+def test_corrupt_file_is_bad_lora(tiny_models, tmp_path):
+    broken = tmp_path / "lora.safetensors"
+    broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    with pytest.raises(JobError) as error:
+        portrait(tiny_models, broken, "on the moon", n=1, steps=2)
+    assert error.value.code == BAD_LORA
+
+
+def test_lora_for_another_base_is_bad_lora(tiny_models, loras, tmp_path):
+    from safetensors.torch import load_file
+
+    layers = {k.removeprefix("unet."): v for k, v in load_file(loras["1"]).items()}
+    other = save_lora(
+        tmp_path / "other.safetensors",
+        unet_layers=layers,
+        text_encoder_layers=None,
+        base_model="runwayml/some-other-model",
+        rank=4,
+        alpha=4,
+        steps=2,
+        token="sks",
+        cls="man",
+        unet_targets=("to_q", "to_k", "to_v", "to_out.0"),
+    )
+    assert read_lora_info(other).base_model == "runwayml/some-other-model"
+    with pytest.raises(JobError) as error:
+        portrait(tiny_models, other, "on the moon", n=1, steps=2)
+    assert error.value.code == BAD_LORA and "some-other-model" in error.value.message
+
+
+def test_empty_scene_is_bad_request(tiny_models, loras):
+    with pytest.raises(JobError) as error:
+        portrait(tiny_models, loras["1"], "   ", n=1, steps=2)
+    assert error.value.code == BAD_REQUEST
+
+
+def test_retrained_file_is_loaded_afresh(tiny_models, loras):
+    cache = adapter_cache(tiny_models)
+    first, _ = cache.acquire(loras["1"], "1")
+    os.utime(loras["1"], ns=(1, 1))  # as if retraining replaced the file
+    second, _ = cache.acquire(loras["1"], "1")
+    assert first != second and sum(k[0] == str(loras["1"].resolve()) for k in cache.entries) == 1
+
+
+def test_job_refuses_another_users_lora(tiny_models, loras):
+    data_dir = loras["1"].parents[2]
+    ctx = SimpleNamespace(models=tiny_models, data_dir=data_dir, report=lambda *a, **k: True)
+    job = SimpleNamespace(id=7, user_id=2, payload={"lora": "loras/1/lora.safetensors", "scene": "moon"})
+    with pytest.raises(JobError) as error:
+        run_portrait_job(ctx, job)
+    assert error.value.code == BAD_LORA
