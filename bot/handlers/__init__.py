@@ -8,4 +8,5 @@ from aiogram import Router
 def get_routers() -> list[Router]:
     from bot.handlers import fallback, photo, start, status, style
 
-    return [start.router, style.router, status.router, photo.router, fallback.router]
+    modules = (start, style, status, photo, fallback)  # catch-alls last
+    return [module.create_router() for module in modules]

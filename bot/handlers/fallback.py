@@ -7,30 +7,34 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.texts import Texts
 
-router = Router(name=__name__)
-router.message.filter(F.chat.type == "private")  # in a group, stay quiet unless it is a photo or a command
 
-
-@router.message(F.text.startswith("/"))
 async def unknown_command(message: Message, texts: Texts, lang: str) -> None:
     await message.answer(texts(lang, "fallback_command"))
 
 
-@router.message(F.text)
 async def text(message: Message, texts: Texts, lang: str) -> None:
     await message.answer(texts(lang, "fallback_text"))
 
 
-@router.message(F.document)
 async def not_an_image(message: Message, texts: Texts, lang: str) -> None:
     await message.answer(texts(lang, "fallback_document"))
 
 
-@router.message()
 async def other_media(message: Message, texts: Texts, lang: str) -> None:
     await message.answer(texts(lang, "fallback_media"))
 
 
-@router.callback_query()
 async def stale_button(callback: CallbackQuery, texts: Texts, lang: str) -> None:
     await callback.answer(texts(lang, "button_expired"), show_alert=False)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    # In a group, stay quiet unless it is a photo or a command.
+    router.message.filter(F.chat.type == "private")
+    router.message.register(unknown_command, F.text.startswith("/"))
+    router.message.register(text, F.text)
+    router.message.register(not_an_image, F.document)
+    router.message.register(other_media)
+    router.callback_query.register(stale_button)
+    return router

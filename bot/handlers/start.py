@@ -11,15 +11,11 @@ from bot.settings import BotSettings
 from bot.storage import BotStore, UserRow
 from bot.texts import LANGS, Texts
 
-router = Router(name=__name__)
 
-
-@router.message(CommandStart(), F.text)
 async def start(message: Message, texts: Texts, lang: str) -> None:
     await message.answer(texts(lang, "start", artists=texts.artists(lang)))
 
 
-@router.message(Command("help"), F.text)
 async def help_(message: Message, texts: Texts, lang: str, settings: BotSettings) -> None:
     await message.answer(
         texts(
@@ -32,7 +28,6 @@ async def help_(message: Message, texts: Texts, lang: str, settings: BotSettings
     )
 
 
-@router.message(Command("lang"), F.text)
 async def choose_lang(
     message: Message, command: CommandObject, texts: Texts, lang: str, store: BotStore, user_row: UserRow
 ) -> None:
@@ -44,7 +39,6 @@ async def choose_lang(
         await message.answer(texts(lang, "lang_menu"), reply_markup=lang_keyboard())
 
 
-@router.callback_query(LangChoice.filter(F.lang.in_(LANGS)))
 async def lang_chosen(
     callback: CallbackQuery, callback_data: LangChoice, texts: Texts, store: BotStore, user_row: UserRow
 ) -> None:
@@ -52,3 +46,12 @@ async def lang_chosen(
     await store.set_lang(user_row.id, callback_data.lang)
     if isinstance(callback.message, Message):
         await callback.message.edit_text(texts(callback_data.lang, "lang_set"))
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(start, CommandStart(), F.text)
+    router.message.register(help_, Command("help"), F.text)
+    router.message.register(choose_lang, Command("lang"), F.text)
+    router.callback_query.register(lang_chosen, LangChoice.filter(F.lang.in_(LANGS)))
+    return router

@@ -11,10 +11,7 @@ from bot.texts import Texts
 from jobs.aio import AsyncJobQueue
 from jobs.models import JobState
 
-router = Router(name=__name__)
 
-
-@router.message(Command("status"), F.text)
 async def status(message: Message, texts: Texts, lang: str, queue: AsyncJobQueue, user_row: UserRow) -> None:
     jobs = await queue.user_jobs(user_row.id)
     lines = [texts(lang, "status_head") if jobs else texts(lang, "status_none")]
@@ -29,7 +26,6 @@ async def status(message: Message, texts: Texts, lang: str, queue: AsyncJobQueue
     await message.answer("\n".join(lines))
 
 
-@router.message(Command("cancel"), F.text)
 async def cancel(message: Message, texts: Texts, lang: str, queue: AsyncJobQueue, user_row: UserRow) -> None:
     cancelled = await queue.cancel_user_queued(user_row.id)
     still_running = any(job.state == JobState.RUNNING for job in await queue.user_jobs(user_row.id))
@@ -37,3 +33,10 @@ async def cancel(message: Message, texts: Texts, lang: str, queue: AsyncJobQueue
     if still_running:
         text += "\n" + texts(lang, "cancel_running")
     await message.answer(text)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(status, Command("status"), F.text)
+    router.message.register(cancel, Command("cancel"), F.text)
+    return router

@@ -11,8 +11,6 @@ from bot.storage import BotStore, UserRow
 from bot.texts import Texts
 from inference.styles import get_style
 
-router = Router(name=__name__)
-
 
 def confirmation(texts: Texts, lang: str, style: str | None) -> str:
     if style is None:
@@ -20,8 +18,6 @@ def confirmation(texts: Texts, lang: str, style: str | None) -> str:
     return texts(lang, "style_set_one", name=texts.style_name(lang, style))
 
 
-# F.text: a photo captioned "/style banksy" is a one-off request, handled in photo.py.
-@router.message(Command("style"), F.text)
 async def style_command(
     message: Message, command: CommandObject, texts: Texts, lang: str, store: BotStore, user_row: UserRow
 ) -> None:
@@ -44,7 +40,6 @@ async def style_command(
         await message.answer(texts(lang, "style_unknown", given=wanted, styles=texts.style_list(lang)))
 
 
-@router.callback_query(StyleChoice.filter())
 async def style_chosen(
     callback: CallbackQuery,
     callback_data: StyleChoice,
@@ -63,3 +58,11 @@ async def style_chosen(
     await store.set_style(user_row.id, style)
     if isinstance(callback.message, Message):
         await callback.message.edit_text(confirmation(texts, lang, style))
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    # F.text: a photo captioned "/style banksy" is a one-off request, handled in photo.py.
+    router.message.register(style_command, Command("style"), F.text)
+    router.callback_query.register(style_chosen, StyleChoice.filter())
+    return router

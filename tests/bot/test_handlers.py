@@ -1,0 +1,254 @@
+"""Handler-level tests: the bot's poller, inbox and handlers in-process against the fake Bot API server.
+
+No worker runs here: jobs stay queued, which is what the limits, /status and /cancel tests need.
+"""
+
+from __future__ import annotations
+
+import json
+
+from tests.bot.conftest import InProcessBot, make_photo
+from tests.bot.fake_telegram import FakeTelegram, TgUser
+
+EN, RU = TgUser(101, "en"), TgUser(202, "ru")
+
+
+async def say(app: InProcessBot, telegram: FakeTelegram, user: TgUser, **message) -> int:
+    update_id = telegram.push_message(user, **message)
+    await app.handled(update_id)
+    return update_id
+
+
+def jobs_of(app: InProcessBot, user: TgUser) -> list[dict]:
+    rows = app.sql("SELECT * FROM jobs WHERE user_id = ? ORDER BY id", (user.id,))
+    return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
+
+
+async def test_start_and_help_speak_the_users_language(app, telegram):
+    await say(app, telegram, EN, text="/start")
+    await say(app, telegram, RU, text="/start")
+    await say(app, telegram, RU, text="/help")
+    (start_en,) = telegram.texts(EN.id)
+    start_ru, help_ru = telegram.texts(RU.id)
+    assert "Send me a photo" in start_en and "Van Gogh" in start_en and "Kazimir Malevich" in start_en
+    assert "Пришлите фото" in start_ru and "Ван Гог" in start_ru and "Казимир Малевич" in start_ru
+    assert "Как это работает" in help_ru and "до 3 фото" in help_ru and "20 МБ" in help_ru
+    assert app.sql("SELECT lang FROM users WHERE id = ?", (RU.id,))[0]["lang"] == "ru"
+
+
+async def test_lang_keyboard_and_argument_persist_the_choice(app, telegram):
+    await say(app, telegram, EN, text="/lang")
+    menu = telegram.sent("sendMessage", chat_id=EN.id)[-1]
+    buttons = [b["callback_data"] for row in menu.params["reply_markup"]["inline_keyboard"] for b in row]
+    assert buttons == ["lang:ru", "lang:en"]
+
+    await app.handled(telegram.push_callback(EN, "lang:ru"))
+    assert telegram.sent("answerCallbackQuery")
+    assert telegram.sent("editMessageText", chat_id=EN.id)[-1].params["text"] == "Язык: русский."
+    # Telegram still says "en", but the user chose: the choice sticks.
+    await say(app, telegram, EN, text="/start")
+    assert "Пришлите фото" in telegram.texts(EN.id)[-1]
+
+    await say(app, telegram, EN, text="/lang en")
+    await say(app, telegram, EN, text="hello")
+    assert telegram.texts(EN.id)[-2:] == [
+        "Language: English.",
+        "Send me a photo and I'll paint it. /help explains how.",
+    ]
+
+
+async def test_style_command_in_all_its_forms(app, telegram, photo):
+    await say(app, telegram, EN, text="/style")
+    menu = telegram.sent("sendMessage", chat_id=EN.id)[-1]
+    keyboard = menu.params["reply_markup"]["inline_keyboard"]
+    assert keyboard[0] == [{"text": "✓ 🎨 All four artists", "callback_data": "style:all"}]
+    assert {b["callback_data"] for row in keyboard[1:] for b in row} >= {
+        "style:vangogh",
+        "style:banksy",
+        "style:panda",
+    }
+
+    await say(app, telegram, EN, text="/style vangogh")
+    assert "four <b>Van Gogh</b> variants" in telegram.texts(EN.id)[-1]
+    assert app.sql("SELECT style FROM users WHERE id = ?", (EN.id,))[0]["style"] == "vangogh"
+    await say(app, telegram, EN, photo=photo)
+    assert jobs_of(app, EN)[-1]["payload"]["styles"] == ["vangogh"]
+    assert jobs_of(app, EN)[-1]["payload"]["variants"] == 4
+    assert "as four <b>Van Gogh</b> variants" in telegram.texts(EN.id)[-1]
+
+    await say(app, telegram, EN, text="/style all")
+    assert app.sql("SELECT style FROM users WHERE id = ?", (EN.id,))[0]["style"] is None
+    await say(app, telegram, EN, photo=photo)
+    assert jobs_of(app, EN)[-1]["payload"]["styles"] == ["vangogh", "banksy", "delaunay", "malevich"]
+    assert jobs_of(app, EN)[-1]["payload"]["variants"] == 1
+
+    await say(app, telegram, EN, text="/style picasso")
+    unknown = telegram.texts(EN.id)[-1]
+    assert (
+        "picasso" in unknown
+        and "<code>vangogh</code> — Van Gogh" in unknown
+        and "<code>panda</code>" in unknown
+    )
+
+    await say(app, telegram, RU, text="/style nope")
+    assert "<code>malevich</code> — Казимир Малевич" in telegram.texts(RU.id)[-1]
+
+
+async def test_style_button_is_answered_at_once_and_persists(app, telegram):
+    await app.handled(telegram.push_callback(RU, "style:banksy"))
+    methods = [c.method for c in telegram.sent() if c.chat_id in (RU.id, None)]
+    assert methods.index("answerCallbackQuery") < methods.index("editMessageText")
+    assert "Бэнкси" in telegram.sent("editMessageText")[-1].params["text"]
+    assert app.sql("SELECT style FROM users WHERE id = ?", (RU.id,))[0]["style"] == "banksy"
+
+    await app.handled(telegram.push_callback(RU, "style:all"))
+    assert app.sql("SELECT style FROM users WHERE id = ?", (RU.id,))[0]["style"] is None
+    await app.handled(telegram.push_callback(RU, "garbage"))
+    assert telegram.sent("answerCallbackQuery")[-1].params["text"].startswith("Эта кнопка")
+
+
+async def test_caption_style_is_a_one_off(app, telegram, photo):
+    await say(app, telegram, EN, photo=photo, caption="/style banksy")
+    await say(app, telegram, EN, photo=photo)
+    first, second = jobs_of(app, EN)
+    assert (first["payload"]["styles"], first["payload"]["variants"]) == (["banksy"], 4)
+    assert second["payload"]["styles"] == ["vangogh", "banksy", "delaunay", "malevich"]
+    assert app.sql("SELECT style FROM users WHERE id = ?", (EN.id,))[0]["style"] is None
+
+    await say(app, telegram, EN, photo=photo, caption="/style cubism")
+    assert len(jobs_of(app, EN)) == 2
+    assert "cubism" in telegram.texts(EN.id)[-1]
+
+
+async def test_photo_is_downloaded_and_queued_with_a_delivery(app, telegram, photo):
+    update_id = await say(app, telegram, EN, photo=photo)
+    (job,) = jobs_of(app, EN)
+    assert job["kind"] == "stylize" and job["priority"] == 10 and job["dedup_key"] == f"tg:{update_id}"
+    assert job["chat_id"] == EN.id and job["state"] == "queued"
+    upload = app.settings.data_dir / job["payload"]["image"]
+    assert upload.read_bytes() == photo  # the largest size, not the thumbnail
+    assert job["payload"]["image"].startswith(f"uploads/{EN.id}/")
+    assert (
+        app.sql("SELECT state, reply_to FROM deliveries WHERE job_id = ?", (job["id"],))[0]["state"]
+        == "pending"
+    )
+    assert telegram.texts(EN.id) == ["Got it! Painting your photo in four artists' styles now…"]
+    assert telegram.sent("sendChatAction", chat_id=EN.id)[0].params["action"] == "upload_photo"
+
+    # Others waiting: the reply says how many are ahead.
+    await say(app, telegram, RU, photo=photo)
+    assert "перед ним: 1" in telegram.texts(RU.id)[-1]
+
+
+async def test_image_documents_are_accepted_and_other_files_are_not(app, telegram):
+    png = make_photo(fmt="PNG")
+    await say(app, telegram, EN, document=(png, "me.png", "image/png"))
+    (job,) = jobs_of(app, EN)
+    assert job["payload"]["image"].endswith(".png")
+    assert (app.settings.data_dir / job["payload"]["image"]).read_bytes() == png
+
+    await say(app, telegram, EN, document=(b"%PDF-1.4", "cv.pdf", "application/pdf"))
+    assert telegram.texts(EN.id)[-1] == "That file isn't an image. Send a photo, or a JPEG, PNG or WebP file."
+    assert len(jobs_of(app, EN)) == 1
+
+
+async def test_everything_else_gets_a_short_helpful_answer(app, telegram):
+    await say(app, telegram, RU, text="привет")
+    await say(app, telegram, RU, text="/frobnicate")
+    await say(app, telegram, RU, sticker=True)
+    await say(app, telegram, EN, voice=True)
+    await say(app, telegram, EN, video=True)
+    assert telegram.texts(RU.id) == [
+        "Пришлите мне фото, и я его нарисую. /help расскажет подробнее.",
+        "Я не знаю такой команды. /help — что я умею.",
+        "Я рисую только по фото — стикеры, голосовые и видео не подойдут. Пришлите, пожалуйста, фото.",
+    ]
+    assert (
+        telegram.texts(EN.id)
+        == ["I can only paint photos — not stickers, voice messages or videos. Send me a photo, please."] * 2
+    )
+
+
+async def test_files_over_20_mb_get_a_clear_message(app, telegram, photo):
+    await say(app, telegram, EN, photo=photo, photo_size=25 * 1024 * 1024)
+    await say(app, telegram, RU, document=(photo, "big.jpg", "image/jpeg"), document_size=30 * 1024 * 1024)
+    assert telegram.texts(EN.id) == [
+        "This file is 25.0 MB; I can take up to 20 MB. Please send a smaller picture."
+    ]
+    assert "30.0 МБ" in telegram.texts(RU.id)[0]
+    assert not telegram.sent("getFile")
+    assert not app.sql("SELECT * FROM jobs")
+
+
+async def test_a_burst_of_50_photos_floods_neither_the_queue_nor_the_chat(app, telegram, photo):
+    update_ids = [telegram.push_message(EN, photo=photo, media_group_id="burst") for _ in range(50)]
+    for update_id in update_ids:
+        await app.handled(update_id, timeout=30)
+    assert len(jobs_of(app, EN)) == 3
+    replies = telegram.texts(EN.id)
+    assert len(replies) == 4
+    assert sum("in the queue" in r or "now…" in r for r in replies) == 3
+    assert sum("already have 3 photos in progress" in r for r in replies) == 1
+    assert len(telegram.sent("getFile")) == 3  # refused photos are not even downloaded
+
+
+async def test_global_queue_cap(telegram, tmp_path, photo):
+    app = await InProcessBot(telegram, tmp_path / "data", max_queue=2).start()
+    try:
+        await say(app, telegram, EN, photo=photo)
+        await say(app, telegram, EN, photo=photo)
+        await say(app, telegram, RU, photo=photo)
+        assert not jobs_of(app, RU)
+        assert telegram.texts(RU.id) == [
+            "Сейчас очень много работы, очередь заполнена. Попробуйте, пожалуйста, через несколько минут."
+        ]
+    finally:
+        await app.stop()
+
+
+async def test_status_and_cancel(app, telegram, photo):
+    await say(app, telegram, EN, text="/status")
+    assert (
+        telegram.texts(EN.id)[-1] == "You have no photos in progress.\n\nQueue: 0 waiting, 0 being painted."
+    )
+    await say(app, telegram, EN, photo=photo)
+    await say(app, telegram, EN, photo=photo)
+    first, second = jobs_of(app, EN)
+    await say(app, telegram, EN, text="/status")
+    assert telegram.texts(EN.id)[-1] == (
+        f"Your photos:\n• #{first['id']}: waiting, 0 ahead\n• #{second['id']}: waiting, 1 ahead\n\n"
+        "Queue: 2 waiting, 0 being painted."
+    )
+    await say(app, telegram, EN, text="/cancel")
+    assert telegram.texts(EN.id)[-1] == "Cancelled 2 waiting photo(s)."
+    assert [j["state"] for j in jobs_of(app, EN)] == ["cancelled", "cancelled"]
+    await say(app, telegram, EN, text="/cancel")
+    assert telegram.texts(EN.id)[-1] == "You have no waiting photos to cancel."
+    # The delivery loop closes cancelled jobs' deliveries without a message.
+    await telegram.await_for(
+        lambda: all(r["state"] == "sent" for r in app.sql("SELECT state FROM deliveries"))
+    )
+    assert not telegram.sent("sendMediaGroup")
+    # Cancelled jobs no longer count against the limit.
+    await say(app, telegram, EN, photo=photo)
+    assert jobs_of(app, EN)[-1]["state"] == "queued"
+
+
+async def test_updates_are_recorded_before_they_are_confirmed(app, telegram, photo):
+    update_id = await say(app, telegram, EN, photo=photo)
+    await telegram.await_for(lambda: telegram.confirmed_below > update_id, what="offset confirmed")
+    # Every offset the bot sent confirms only updates that were already in the inbox.
+    recorded = {r["update_id"] for r in app.sql("SELECT update_id FROM inbox")}
+    handed = {uid for _, ids in telegram.fetches for uid in ids}
+    assert handed <= recorded
+
+
+async def test_a_replayed_update_queues_nothing_twice(app, telegram, photo):
+    update_id = await say(app, telegram, EN, photo=photo)
+    # As if the bot died after recording the job but before marking the update handled.
+    await app.db.execute("UPDATE inbox SET state = 'new', attempts = 1 WHERE update_id = ?", (update_id,))
+    await say(app, telegram, EN, text="/help")  # wakes the processor
+    await app.handled(update_id)
+    assert len(jobs_of(app, EN)) == 1
+    assert sum("Got it" in t for t in telegram.texts(EN.id)) == 1
+    assert app.sql("SELECT attempts FROM inbox WHERE update_id = ?", (update_id,))[0]["attempts"] == 2
