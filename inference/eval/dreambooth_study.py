@@ -10,7 +10,6 @@ numbers are printed beside ours.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,17 +183,18 @@ def _trained_lora(store: rep.ResultStore, models, photos, study: DreamBoothStudy
     cfg = TrainConfig(**kwargs)
     target = store.dir / "loras" / f"{variant}.safetensors"
     target.parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    result = train_lora(models, [im for _, im in photos], cfg, out_path=target)
-    seconds = time.perf_counter() - start
+    class_cache = Path(models.settings.data_dir) / "class_images"  # shared with the bot's training
+    result = train_lora(models, [im for _, im in photos], cfg, out=target, class_cache=class_cache)
     path = Path(result.path)
     store.put(
         key,
         {
             "kind": "train",
             "rank": rank,
-            "steps": cfg.steps,
-            "seconds": seconds,
+            "steps": result.steps,
+            "train_seconds": result.train_seconds,  # the optimizer loop alone
+            "wall_seconds": result.seconds,  # with class-image generation (first rank only, then cached)
+            "loss": result.loss,
             "lora_bytes": path.stat().st_size,
             "lora": str(path.relative_to(store.dir)),
         },
@@ -231,7 +231,8 @@ def summarize(store: rep.ResultStore, study: DreamBoothStudy) -> dict:
             "dino": rep.stats([u["dino"] for u in units]),
             "clip_i": rep.stats([u["clip_i"] for u in units]),
             "clip_t": rep.stats([u["clip_t"] for u in units]),
-            "train_seconds": train.get("seconds"),
+            "train_seconds": train.get("train_seconds"),
+            "train_loss": train.get("loss"),
             "lora_bytes": train.get("lora_bytes"),
         }
     return {"cells": rows, "real": store.units.get("real"), "paper": PAPER}

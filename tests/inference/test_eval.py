@@ -46,6 +46,25 @@ def without_timings(value):
     return value
 
 
+def flatten(value, prefix: str = "") -> dict:
+    if isinstance(value, dict):
+        return {k2: v2 for k, v in value.items() for k2, v2 in flatten(v, f"{prefix}/{k}").items()}
+    if isinstance(value, list):
+        return {k2: v2 for i, v in enumerate(value) for k2, v2 in flatten(v, f"{prefix}/{i}").items()}
+    return {prefix: value}
+
+
+def assert_close_numbers(a: dict, b: dict, rel: float) -> None:
+    """Same keys, same strings and booleans, floats equal to `rel`."""
+    fa, fb = flatten(without_timings(a)), flatten(without_timings(b))
+    assert fa.keys() == fb.keys()
+    for key, value in fa.items():
+        if isinstance(value, float):
+            assert fb[key] == pytest.approx(value, rel=rel, abs=rel), key
+        else:
+            assert fb[key] == value, key
+
+
 def assert_report(report_dir: Path, study: str, headings: list[str], pngs: list[str]) -> str:
     text = (report_dir / study / "report.md").read_text()
     for heading in headings:
@@ -172,3 +191,112 @@ def test_models_study_end_to_end_repeatable_and_resumable(eval_env, tmp_path):
     truncate_units(resumed, "models", keep=3)
     run_cli(*MODELS_ARGS, "--report-dir", str(resumed))
     assert without_timings(results(resumed, "models")) == without_timings(data)
+
+
+# ---- style-match study ----------------------------------------------------------------------------
+
+STYLE_ARGS = ("style-match", "--limit", "1", "--styles", "vangogh", "joy", "--steps", "2")
+
+
+def test_style_match_end_to_end_scores_are_the_vqa_answers(eval_env, tmp_path):
+    from inference.eval.metrics import yes_from_answer
+    from inference.eval.style_match import question
+
+    straight, resumed = tmp_path / "a", tmp_path / "b"
+    run_cli(*STYLE_ARGS, "--report-dir", str(straight))
+    data = results(straight, "style-match")
+    images = [u for u in data["units"].values() if u["kind"] == "image"]
+    assert len(images) == 1 * 2 * 2  # astronaut × 2 styles × 2 architectures
+    for u in images:
+        assert u["yes"] == yes_from_answer(u["answer"]) and u["question"] == question(u["style"])
+        assert 0 <= u["clip_style_score"] <= 100 and -1 <= u["clip_photo"] <= 1
+        with Image.open(straight / "style-match" / u["image"]) as im:
+            assert im.size == (128, 128)
+    for cell in data["summary"]["cells"].values():
+        answers = [u["yes"] for u in images if u["style"] == cell["style"] and u["arch"] == cell["arch"]]
+        assert cell["vqa_score"] == sum(answers) / len(answers)
+        assert 0 <= cell["vqa_score"] <= 1
+    assert_report(
+        straight,
+        "style-match",
+        [
+            "## img2img + caption",
+            "## caption → text2img",
+            "## Side by side",
+            "| vangogh | Vincent van Gogh |",
+        ],
+        ["vqa_style_match.png", "clip_style.png", "clip_photo.png", "samples_img2img.png"],
+    )
+
+    run_cli(*STYLE_ARGS, "--report-dir", str(resumed))
+    truncate_units(resumed, "style-match", keep=2)  # the caption and one picture
+    run_cli(*STYLE_ARGS, "--report-dir", str(resumed))
+    assert without_timings(results(resumed, "style-match")) == without_timings(data)
+
+
+# ---- dreambooth study -----------------------------------------------------------------------------
+
+
+def test_dreambooth_study_end_to_end_and_resumable(eval_env, tmp_path):
+    from inference.eval.photos import default_photos
+
+    subject = tmp_path / "subject"
+    subject.mkdir()
+    for name, im in default_photos(2):
+        im.save(subject / f"{name}.png")
+    args = (
+        "dreambooth",
+        "--photos",
+        str(subject),
+        "--ranks",
+        "4",
+        "8",
+        "--train-steps",
+        "2",
+        "--limit",
+        "1",
+        "--n",
+        "1",
+        "--steps",
+        "2",
+    )
+    straight, resumed = tmp_path / "a", tmp_path / "b"
+    run_cli(*args, "--report-dir", str(straight))
+    data = results(straight, "dreambooth")
+    cells = data["summary"]["cells"]
+    assert list(cells) == ["base", "r4", "r8"]
+    for name, cell in cells.items():
+        for metric in ("dino", "clip_i", "clip_t"):
+            assert -1 <= cell[metric]["mean"] <= 1
+        if name != "base":
+            assert cell["lora_bytes"] > 0 and cell["train_seconds"] > 0
+    assert cells["r8"]["lora_bytes"] > cells["r4"]["lora_bytes"]
+    assert -1 <= data["units"]["real"]["dino"] <= 1
+    text = assert_report(
+        straight,
+        "dreambooth",
+        ["## Fidelity", "LoRA rank 4", "LoRA rank 8", "real photos"],
+        ["fidelity.png", "grid.png"],
+    )
+    assert "| DreamBooth (SD), paper | 0.668 | 0.803 | 0.305 |" in text
+
+    # The first LoRA trained on a cold class-image cache differs from later ones in the 7th digit
+    # (class latents encoded in another batch shape), so DreamBooth numbers are compared to 1e-4.
+    run_cli(*args, "--report-dir", str(resumed))
+    truncate_units(resumed, "dreambooth", keep=3)  # real, base image, rank-4 LoRA trained: its file is reused
+    run_cli(*args, "--report-dir", str(resumed))
+    assert_close_numbers(results(resumed, "dreambooth"), data, rel=1e-4)
+
+
+def test_image_against_itself_in_the_dreambooth_metrics(judges, pictures):
+    """A 'generated' image equal to the only real photo scores DINO = CLIP-I = 1."""
+    from inference.eval.metrics import clip_image_embeds, dino_embeds, mean_similarity_to_set
+
+    clip, dino = judges
+    one = pictures[:1]
+    assert mean_similarity_to_set(dino_embeds(dino, one), dino_embeds(dino, one)) == pytest.approx(
+        [1.0], abs=1e-5
+    )
+    assert mean_similarity_to_set(
+        clip_image_embeds(clip, one), clip_image_embeds(clip, one)
+    ) == pytest.approx([1.0], abs=1e-5)
