@@ -16,7 +16,7 @@ _JUNK = re.compile(r"\[[a-z0-9_]+\]|\b(?:araf+e?d?|arafed|araffe|arafe)\b")
 _ALLOWED = re.compile(r"[^a-z0-9' ,-]+")
 
 
-def clean_caption(text: str, prefix: str = PREFIX, max_words: int = 25) -> str:
+def clean_caption(text: str, prefix: str = PREFIX, max_words: int = 20) -> str:
     """Lowercase, drop special tokens and the prompt prefix, collapse repeats, trim punctuation."""
     text = _JUNK.sub(" ", text.lower())
     text = text.replace(" ##", "").replace("##", "")
@@ -44,7 +44,7 @@ class Captioner:
         dtype: torch.dtype,
         *,
         num_beams: int = 3,
-        max_new_tokens: int = 30,
+        max_new_tokens: int = 20,
         prefix: str = PREFIX,
     ):
         self.model = model.eval()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-BUILD_VERSION = 1  # bump when a builder changes what it writes: stale caches are rebuilt
+BUILD_VERSION = 2  # bump when a builder changes what it writes: stale caches are rebuilt
 
 
 @dataclass(frozen=True)
@@ -205,14 +206,46 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 
 def write_clip_tokenizer_files(folder: Path) -> int:
-    """vocab.json + merges.txt for a byte-level BPE with no merges (every byte is a token). Returns vocab size."""
+    """vocab.json + merges.txt for a small byte-level BPE. Returns the vocab size.
+
+    Every byte is a token, and merges (left to right) make the caption and style-prompt words whole
+    tokens, so prompts fit CLIP's 77 tokens as they do with the real vocab.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     chars = list(_bytes_to_unicode().values())
-    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    tokens = chars + [c + "</w>" for c in chars]
+    ranks: dict[tuple[str, str], int] = {}
+    for word in _clip_words():
+        # Apply the merges so far (as the tokenizer will), then chain the leftover parts left to right:
+        # later merges rank after these, so the word always ends as one token.
+        parts = _apply_bpe([*word[:-1], word[-1] + "</w>"], ranks)
+        while len(parts) > 1:
+            ranks[(parts[0], parts[1])] = len(ranks)
+            tokens.append(parts[0] + parts[1])
+            parts = [parts[0] + parts[1], *parts[2:]]
+    merges = [f"{a} {b}" for (a, b), _ in sorted(ranks.items(), key=lambda kv: kv[1])]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {t: i for i, t in enumerate(tokens)}
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
     return len(vocab)
+
+
+def _apply_bpe(parts: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
+    while len(parts) > 1:
+        pairs = [(ranks.get(p, 1 << 30), i) for i, p in enumerate(zip(parts, parts[1:], strict=False))]
+        rank, i = min(pairs)
+        if rank == 1 << 30:
+            break
+        parts = [*parts[:i], parts[i] + parts[i + 1], *parts[i + 2 :]]
+    return parts
+
+
+def _clip_words() -> list[str]:
+    from inference.styles import STYLES
+
+    text = " ".join([" ".join(_WORDS)] + [f"{s.prompt} {s.negative}" for s in STYLES.values()])
+    return list(dict.fromkeys(re.findall(r"[a-z]+", text.lower())))
 
 
 _WORDS = """
