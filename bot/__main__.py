@@ -21,7 +21,7 @@ def load_settings() -> BotSettings:
             if item["type"] == "missing":
                 problems.append(f"{name} is not set (put it in the environment or .env)")
             else:
-                problems.append(f"{name} is malformed: {item['msg']}")
+                problems.append(f"{name} is malformed: {item['msg'].removeprefix('Value error, ')}")
         print("artbooth bot: " + "; ".join(problems), file=sys.stderr)
         raise SystemExit(2) from None
 

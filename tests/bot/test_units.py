@@ -1,0 +1,153 @@
+"""Small pieces: texts, keyboards, settings, the command menu, import hygiene, `python -m bot`'s errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from bot.keyboards import LangChoice, StyleChoice, style_keyboard
+from bot.settings import BotSettings
+from bot.texts import ERRORS, STRINGS, Texts, lang_from_code
+from jobs import errors
+from tests.bot.fake_telegram import TOKEN, FakeTelegram
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_every_string_exists_in_both_languages():
+    assert STRINGS["en"].keys() == STRINGS["ru"].keys()
+    codes = {v for k, v in vars(errors).items() if k.isupper() and isinstance(v, str)}
+    assert codes <= ERRORS["en"].keys() and codes <= ERRORS["ru"].keys()
+    for lang in ("en", "ru"):
+        for key, value in STRINGS[lang].items():
+            assert value.strip(), (lang, key)
+
+
+def test_language_from_telegram():
+    assert lang_from_code("ru") == lang_from_code("ru-RU") == "ru"
+    assert lang_from_code("en") == lang_from_code("uk") == lang_from_code(None) == "en"
+
+
+def test_album_caption_names_each_picture():
+    texts = Texts()
+    four = texts.album_caption("ru", "a cat", ["vangogh", "banksy", "delaunay", "malevich"])
+    assert four == "🖼 <i>a cat</i>\n\n1. Ван Гог\n2. Бэнкси\n3. Робер Делоне\n4. Казимир Малевич"
+    assert texts.album_caption("en", "", ["banksy"] * 4).endswith("1–4. Banksy")
+    assert len(texts.album_caption("en", "x" * 5000, ["banksy"] * 4)) < 1024
+
+
+def test_style_keyboard_marks_the_current_choice_and_round_trips():
+    markup = style_keyboard(Texts(), "en", "banksy")
+    buttons = [b for row in markup.inline_keyboard for b in row]
+    assert buttons[0].text == "🎨 All four artists"
+    assert [b.text for b in buttons if b.text.startswith("✓")] == ["✓ Banksy"]
+    assert StyleChoice.unpack(buttons[1].callback_data).style == "vangogh"
+    assert LangChoice.unpack(LangChoice(lang="ru").pack()).lang == "ru"
+
+
+def test_settings_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("ADMIN_IDS", "1, 2")
+    monkeypatch.setenv("MAX_JOBS_PER_USER", "5")
+    settings = BotSettings()
+    assert settings.bot_token.get_secret_value() == TOKEN
+    assert settings.admin_ids == {1, 2} and settings.max_jobs_per_user == 5
+    assert (settings.inference, settings.models, settings.device) == ("embedded", "sd15", "auto")
+    assert settings.db_path == Path("data/artbooth.sqlite3")
+    assert TOKEN not in repr(settings)
+    (tmp_path / ".env").write_text("INFERENCE=external\nMODELS=tiny\n")
+    assert BotSettings().inference == "external"
+
+
+@pytest.mark.parametrize(
+    "token", ["", "123456", "abc:defghijklmnopqrstuvwxyz0123456789", "123:short", "12 3:" + "a" * 35]
+)
+def test_malformed_tokens_are_refused(token):
+    with pytest.raises(ValidationError):
+        BotSettings(_env_file=None, bot_token=token)
+
+
+def run_bot(tmp_path: Path, env: dict[str, str], timeout: float = 20) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("BOT_TOKEN", "TELEGRAM_API_BASE")}
+    return subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={
+            **clean,
+            "PYTHONPATH": str(REPO),
+            "DATA_DIR": str(tmp_path / "data"),
+            "INFERENCE": "external",
+            **env,
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "artbooth bot: BOT_TOKEN is not set (put it in the environment or .env)"),
+        ({"BOT_TOKEN": "not-a-token"}, "artbooth bot: BOT_TOKEN is malformed: expected <digits>:"),
+    ],
+)
+def test_a_missing_or_malformed_token_gives_one_clear_line(tmp_path, env, message):
+    result = run_bot(tmp_path, env)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message)
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_token_telegram_rejects_gives_one_clear_line(tmp_path, telegram: FakeTelegram):
+    other = "654321:" + "b" * 35
+    result = run_bot(
+        tmp_path, {"BOT_TOKEN": other, "TELEGRAM_API_BASE": telegram.base_url, "LOG_LEVEL": "ERROR"}
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == "artbooth bot: Telegram rejected BOT_TOKEN (401 Unauthorized): check the token with @BotFather"
+    )
+
+
+def test_the_bot_never_imports_torch_diffusers_or_transformers():
+    code = (
+        "import pkgutil, importlib, sys, bot\n"
+        "for m in pkgutil.walk_packages(bot.__path__, 'bot.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "heavy = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "print('ok', len([m for m in sys.modules if m.startswith('bot')]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok")
+
+
+async def test_command_menu_in_both_languages(telegram: FakeTelegram, tmp_path):
+    from bot.commands import set_commands
+    from bot.telegram import create_bot
+    from tests.bot.conftest import bot_settings
+
+    bot = create_bot(bot_settings(telegram, tmp_path))
+    try:
+        await set_commands(bot, Texts())
+    finally:
+        await bot.session.close()
+    calls = telegram.sent("setMyCommands")
+    by_lang = {c.params.get("language_code"): c.params for c in calls}
+    assert set(by_lang) == {None, "en", "ru"}
+    assert all(p["scope"] == {"type": "default"} for p in by_lang.values())
+    ru = {c["command"]: c["description"] for c in by_lang["ru"]["commands"]}
+    en = {c["command"]: c["description"] for c in by_lang[None]["commands"]}
+    assert ru.keys() == en.keys() == {"start", "help", "style", "status", "cancel", "lang"}
+    assert ru["style"] == "выбрать стиль" and en["style"] == "choose a style"
