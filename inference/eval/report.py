@@ -128,7 +128,7 @@ def bar_chart(
     plt = _pyplot()
     n = max(len(series), 1)
     width = 0.8 / n
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(groups) * n + 2), 4.5))
+    fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, 0.55 * len(groups) * n + 2)), 4.5))
     for i, (name, values) in enumerate(series.items()):
         xs = [g + (i - (n - 1) / 2) * width for g in range(len(groups))]
         yerr = list(errors[name]) if errors and name in errors else None

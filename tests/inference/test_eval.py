@@ -300,3 +300,23 @@ def test_image_against_itself_in_the_dreambooth_metrics(judges, pictures):
     assert mean_similarity_to_set(
         clip_image_embeds(clip, one), clip_image_embeds(clip, one)
     ) == pytest.approx([1.0], abs=1e-5)
+
+
+def test_style_match_score_is_the_mean_of_the_judges_yes_answers(tiny_settings, tmp_path, monkeypatch):
+    """A judge whose answers we know (yes, no, yes, …) gives exactly their mean per style."""
+    from inference.eval import style_match
+    from inference.eval.photos import default_photos
+
+    calls: list[str] = []
+
+    def scripted_answers(processor, model, images, question):
+        calls.append(question)
+        return ["yes" if len(calls) % 2 else "no, it is not" for _ in images]
+
+    monkeypatch.setattr(style_match, "vqa_answers", scripted_answers)
+    study = style_match.StyleMatchStudy(styles=["banksy"], architectures=["img2img"], steps=1, seed=0)
+    summary = style_match.run(tiny_settings, tmp_path / "sm", study, default_photos(3))
+    cell = summary["cells"]["banksy|img2img"]
+    assert (cell["yes"], cell["n"]) == (2, 3)
+    assert cell["vqa_score"] == pytest.approx(2 / 3)
+    assert calls == ["Is this picture in the style of Banksy?"] * 3
