@@ -25,6 +25,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int)
     p.add_argument("--rank", type=int)
     p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int, help="selfies per step (as many class images join them)")
     p.add_argument("--train-text-encoder", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("lora.safetensors"))
@@ -59,7 +60,8 @@ def _settings(args: argparse.Namespace):
 def _config(args: argparse.Namespace):
     from inference.train import TrainConfig
 
-    given = {k: getattr(args, k) for k in ("steps", "rank", "lr") if getattr(args, k) is not None}
+    names = ("steps", "rank", "lr", "batch_size")
+    given = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
     return TrainConfig(
         cls=args.cls, token=args.token, seed=args.seed, train_text_encoder=args.train_text_encoder, **given
     )
@@ -180,6 +182,7 @@ def train_bench(settings, cfg) -> dict:
         "device": str(models.device),
         "models": settings.models,
         "steps": cfg.resolved(512).steps,
+        "batch_size": cfg.batch_size,
         "rank": cfg.rank,
         "resident_gib": round(resident / 2**30, 2),
     }
