@@ -56,7 +56,11 @@ def resolve(settings: InferenceSettings, role: str) -> str:
     override = settings.overrides.get(role)
     if override:
         path = Path(override).expanduser()
-        return str(path.resolve()) if path.exists() else override
+        if path.exists():
+            return str(path.resolve())
+        if override.startswith(("/", ".", "~")) or override.count("/") > 1:
+            raise ModelMissing(role, override, "no such local directory")
+        return override  # a hub id
     preset = get_preset(settings.models)
     if not preset.built:
         return preset.ids[role]
@@ -185,6 +189,10 @@ def load_models(settings: InferenceSettings, roles: tuple[str, ...] = ("base", "
     preset = get_preset(settings.models)
     device = pick_device(settings.device)
     _quiet_loading()
+    if preset.name == "tiny" and device.type == "cpu":
+        # Tiny ops gain nothing from intra-op threads, and when several processes share the cores
+        # (tests, a worker beside the bot) OpenMP's spinning made a job 5-25x slower on 2 cores.
+        torch.set_num_threads(1)
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     txt2img, img2img = load_base(settings, device, dtype)
     captioner = None
