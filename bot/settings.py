@@ -30,6 +30,10 @@ class BotSettings(BaseSettings):
     max_download_mb: int = Field(20, ge=1, le=2000)  # the cloud Bot API serves files up to 20 MB
     notice_interval_s: float = Field(10.0, ge=0)  # at most one "too many" notice per user this often
 
+    # /train
+    keep_selfies: bool = False  # False: a user's selfies are deleted once their training succeeds
+    train_steps: int | None = Field(None, ge=1, le=5000)  # optimizer steps per LoRA; None: the worker's default
+
     # Timings
     polling_timeout_s: int = Field(10, ge=0)  # getUpdates long-poll
     delivery_poll_s: float = Field(0.5, gt=0)  # how often the bot looks for finished jobs
