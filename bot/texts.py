@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from html import escape
 
+from bot.texts_train import CLASS_NAMES, SELFIE_REASON_OTHER, SELFIE_REASONS, TRAIN_EN, TRAIN_RU
+from inference.scenes import SCENES_BY_ID
 from inference.styles import ARTISTS, STYLES
 from jobs import errors
 
@@ -175,6 +177,10 @@ _ERRORS_RU = {
     errors.INTERNAL: "у меня что-то сломалось. Попробуйте позже.",
 }
 
+_EN.update(TRAIN_EN)
+_RU.update(TRAIN_RU)
+_EN["help"] += "\n\n" + TRAIN_EN["help_train"]
+_RU["help"] += "\n\n" + TRAIN_RU["help_train"]
 STRINGS = {"en": _EN, "ru": _RU}
 ERRORS = {"en": _ERRORS_EN, "ru": _ERRORS_RU}
 
@@ -211,3 +217,22 @@ class Texts:
         # Telegram allows 1024 characters in a caption; BLIP's are short, but cut before escaping anyway.
         short = caption.strip()[:400] or "…"
         return self(lang, "album_caption", caption=escape(short), styles="\n".join(lines))
+
+    # -- /train, /me, /portrait ------------------------------------------------------------------
+    def error_reason(self, lang: str, code: str | None) -> str:
+        table = ERRORS.get(lang, _ERRORS_EN)
+        return table.get(code or "", table[errors.INTERNAL])
+
+    def selfie_reason(self, lang: str, code: str) -> str:
+        table = SELFIE_REASONS.get(lang, SELFIE_REASONS["en"])
+        return table.get(code, SELFIE_REASON_OTHER.get(lang, SELFIE_REASON_OTHER["en"]))
+
+    def class_name(self, lang: str, cls: str) -> str:
+        return CLASS_NAMES.get(lang, CLASS_NAMES["en"]).get(cls, cls)
+
+    def scene_name(self, lang: str, scene_id: str) -> str:
+        scene = SCENES_BY_ID[scene_id]
+        return scene.ru if lang == "ru" else scene.en
+
+    def portrait_caption(self, lang: str, scene: str) -> str:
+        return self(lang, "portrait_caption", scene=escape(" ".join(scene.split())[:300] or "…"))
