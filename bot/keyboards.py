@@ -41,3 +41,39 @@ def lang_keyboard() -> InlineKeyboardMarkup:
     builder.button(text="🇷🇺 Русский", callback_data=LangChoice(lang="ru"))
     builder.button(text="🇬🇧 English", callback_data=LangChoice(lang="en"))
     return builder.as_markup()
+
+
+# -- /train, /portrait, /forget ----------------------------------------------------------------
+class TrainClass(CallbackData, prefix="cls"):
+    cls: str  # bot.training.CLASSES
+
+
+class SceneChoice(CallbackData, prefix="scene"):
+    scene: str  # an inference.scenes id
+
+
+class ForgetChoice(CallbackData, prefix="forget"):
+    sure: bool
+
+
+def class_keyboard(texts: Texts, lang: str, classes: tuple[str, ...]) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for cls in classes:
+        builder.button(text=texts.class_name(lang, cls), callback_data=TrainClass(cls=cls))
+    builder.adjust(2)
+    return builder.as_markup()
+
+
+def scene_keyboard(texts: Texts, lang: str, scene_ids: list[str]) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for scene_id in scene_ids:
+        builder.button(text=texts.scene_name(lang, scene_id), callback_data=SceneChoice(scene=scene_id))
+    builder.adjust(2)
+    return builder.as_markup()
+
+
+def forget_keyboard(texts: Texts, lang: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=texts(lang, "forget_yes"), callback_data=ForgetChoice(sure=True))
+    builder.button(text=texts(lang, "forget_no"), callback_data=ForgetChoice(sure=False))
+    return builder.as_markup()
