@@ -88,7 +88,11 @@ def _style_match(settings: InferenceSettings, out: Path, args: argparse.Namespac
     if unknown:
         raise SystemExit(f"unknown style(s) {', '.join(unknown)}; known: {', '.join(STYLES)}")
     study = style_match.StyleMatchStudy(
-        styles=styles, architectures=list(args.arch), steps=steps, seed=args.seed
+        styles=styles,
+        architectures=list(args.arch),
+        steps=steps,
+        seed=args.seed,
+        photos_dir=str(args.photos.resolve()) if args.photos else None,
     )
     return style_match.run(settings, out, study, load_photos(args.photos, args.limit))
 
@@ -132,6 +136,7 @@ def _dreambooth(settings: InferenceSettings, out: Path, args: argparse.Namespace
         steps=steps,
         seed=args.seed,
         guidance=args.guidance,
+        photos_dir=str(args.photos.resolve()) if args.photos else None,
     )
     return db.run(settings, out, study, photos)
 

@@ -76,6 +76,7 @@ class DreamBoothStudy:
     seed: int = 0
     guidance: float = 7.5
     baseline: bool = True
+    photos_dir: str | None = None  # part of the configuration: another subject starts over
 
 
 def _plain(text: str) -> str:

@@ -60,6 +60,8 @@ class StyleMatchStudy:
     architectures: list[str]
     steps: int = 30
     seed: int = 0
+    photos_dir: str | None = None  # None: scikit-image's bundled photos. Units are keyed by photo name,
+    # so the folder is part of the configuration: another folder with the same names starts over.
 
 
 def unit_key(photo: str, style: str, arch: str) -> str:

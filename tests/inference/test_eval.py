@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -77,9 +78,11 @@ def assert_report(report_dir: Path, study: str, headings: list[str], pngs: list[
     return text
 
 
-def truncate_units(report_dir: Path, study: str, keep: int) -> None:
-    """Simulate an interruption: keep the first `keep` finished units, as if killed right after them."""
-    path = report_dir / study / "results.json"
+def interrupted_copy(src: Path, dst: Path, study: str, keep: int) -> None:
+    """Simulate an interruption: a copy of a finished run that holds only its first `keep` units, as if
+    killed right after them (pictures and LoRA files of later units may exist: they are redone)."""
+    shutil.copytree(src / study, dst / study)
+    path = dst / study / "results.json"
     data = json.loads(path.read_text())
     data["units"] = dict(list(data["units"].items())[:keep])
     data["summary"] = {}
@@ -187,15 +190,14 @@ def test_models_study_end_to_end_repeatable_and_resumable(eval_env, tmp_path):
     run_cli(*MODELS_ARGS, "--report-dir", str(again))
     assert without_timings(results(again, "models")) == without_timings(data)
 
-    run_cli(*MODELS_ARGS, "--report-dir", str(resumed))
-    truncate_units(resumed, "models", keep=3)
+    interrupted_copy(straight, resumed, "models", keep=3)
     run_cli(*MODELS_ARGS, "--report-dir", str(resumed))
     assert without_timings(results(resumed, "models")) == without_timings(data)
 
 
 # ---- style-match study ----------------------------------------------------------------------------
 
-STYLE_ARGS = ("style-match", "--limit", "1", "--styles", "vangogh", "joy", "--steps", "2")
+STYLE_ARGS = ("style-match", "--limit", "1", "--styles", "vangogh", "--steps", "2")
 
 
 def test_style_match_end_to_end_scores_are_the_vqa_answers(eval_env, tmp_path):
@@ -206,7 +208,7 @@ def test_style_match_end_to_end_scores_are_the_vqa_answers(eval_env, tmp_path):
     run_cli(*STYLE_ARGS, "--report-dir", str(straight))
     data = results(straight, "style-match")
     images = [u for u in data["units"].values() if u["kind"] == "image"]
-    assert len(images) == 1 * 2 * 2  # astronaut × 2 styles × 2 architectures
+    assert len(images) == 1 * 1 * 2  # astronaut × 1 style × 2 architectures
     for u in images:
         assert u["yes"] == yes_from_answer(u["answer"]) and u["question"] == question(u["style"])
         assert 0 <= u["clip_style_score"] <= 100 and -1 <= u["clip_photo"] <= 1
@@ -228,8 +230,7 @@ def test_style_match_end_to_end_scores_are_the_vqa_answers(eval_env, tmp_path):
         ["vqa_style_match.png", "clip_style.png", "clip_photo.png", "samples_img2img.png"],
     )
 
-    run_cli(*STYLE_ARGS, "--report-dir", str(resumed))
-    truncate_units(resumed, "style-match", keep=2)  # the caption and one picture
+    interrupted_copy(straight, resumed, "style-match", keep=2)  # the caption and one picture
     run_cli(*STYLE_ARGS, "--report-dir", str(resumed))
     assert without_timings(results(resumed, "style-match")) == without_timings(data)
 
@@ -280,11 +281,11 @@ def test_dreambooth_study_end_to_end_and_resumable(eval_env, tmp_path):
     )
     assert "| DreamBooth (SD), paper | 0.668 | 0.803 | 0.305 |" in text
 
-    # The first LoRA trained on a cold class-image cache differs from later ones in the 7th digit
-    # (class latents encoded in another batch shape), so DreamBooth numbers are compared to 1e-4.
+    # real, base image, rank-4 LoRA trained (its file is reused); rank 8 is trained again.
+    interrupted_copy(straight, resumed, "dreambooth", keep=3)
     run_cli(*args, "--report-dir", str(resumed))
-    truncate_units(resumed, "dreambooth", keep=3)  # real, base image, rank-4 LoRA trained: its file is reused
-    run_cli(*args, "--report-dir", str(resumed))
+    # A LoRA trained on a cold class-image cache differs from one trained on a warm cache in the 7th
+    # digit (class latents encoded in another batch shape), so DreamBooth numbers are compared to 1e-4.
     assert_close_numbers(results(resumed, "dreambooth"), data, rel=1e-4)
 
 
@@ -303,7 +304,7 @@ def test_image_against_itself_in_the_dreambooth_metrics(judges, pictures):
 
 
 def test_style_match_score_is_the_mean_of_the_judges_yes_answers(tiny_settings, tmp_path, monkeypatch):
-    """A judge whose answers we know (yes, no, yes, …) gives exactly their mean per style."""
+    """A judge whose answers we know (yes, no) gives exactly their mean per style."""
     from inference.eval import style_match
     from inference.eval.photos import default_photos
 
@@ -315,8 +316,8 @@ def test_style_match_score_is_the_mean_of_the_judges_yes_answers(tiny_settings, 
 
     monkeypatch.setattr(style_match, "vqa_answers", scripted_answers)
     study = style_match.StyleMatchStudy(styles=["banksy"], architectures=["img2img"], steps=1, seed=0)
-    summary = style_match.run(tiny_settings, tmp_path / "sm", study, default_photos(3))
+    summary = style_match.run(tiny_settings, tmp_path / "sm", study, default_photos(2))
     cell = summary["cells"]["banksy|img2img"]
-    assert (cell["yes"], cell["n"]) == (2, 3)
-    assert cell["vqa_score"] == pytest.approx(2 / 3)
-    assert calls == ["Is this picture in the style of Banksy?"] * 3
+    assert (cell["yes"], cell["n"]) == (1, 2)
+    assert cell["vqa_score"] == 0.5
+    assert calls == ["Is this picture in the style of Banksy?"] * 2
