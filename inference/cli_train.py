@@ -12,6 +12,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic"}
@@ -31,6 +32,13 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("lora.safetensors"))
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: DEVICE or auto)")
     p.add_argument("--bench", action="store_true", help="benchmark with 5 synthetic selfies; prints JSON")
+    p.add_argument(
+        "--bench-batch-sizes",
+        type=int,
+        nargs="*",
+        default=[],
+        help="with --bench: also time warm runs at these batch sizes, steps divided to see the same images",
+    )
     p.set_defaults(func=run_train)
 
 
@@ -102,7 +110,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if args.bench:
-        print(json.dumps(train_bench(settings, _config(args)), indent=2))
+        print(json.dumps(train_bench(settings, _config(args), args.bench_batch_sizes), indent=2))
         return 0
     if args.dir is None or not args.dir.is_dir():
         print("train: DIR must be a folder of photos", file=sys.stderr)
@@ -166,7 +174,7 @@ def bench_selfies(n: int = 5) -> list:
     return shots
 
 
-def train_bench(settings, cfg) -> dict:
+def train_bench(settings, cfg, extra_batch_sizes: list[int] = ()) -> dict:
     """Cold and warm class-image cache runs on the resident models (base + caption, as in the worker)."""
     import torch
 
@@ -188,14 +196,21 @@ def train_bench(settings, cfg) -> dict:
     }
     with tempfile.TemporaryDirectory() as tmp:
         cache, runs = Path(tmp) / "class_images", {}
-        for label in ("cold", "warm"):
+        steps = cfg.resolved(512).steps
+        configs = [("cold", cfg), ("warm", cfg)] + [
+            (f"warm_batch{b}", replace(cfg, batch_size=b, steps=max(1, steps * cfg.batch_size // b)))
+            for b in extra_batch_sizes
+        ]
+        for label, run_cfg in configs:
             if cuda:
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats(models.device)
             result = train_lora(
-                models, photos, cfg, out=Path(tmp) / f"{label}.safetensors", class_cache=cache
+                models, photos, run_cfg, out=Path(tmp) / f"{label}.safetensors", class_cache=cache
             )
             runs[label] = {
+                "batch_size": run_cfg.batch_size,
+                "steps": result.steps,
                 "wall_s": round(result.seconds, 2),
                 "train_loop_s": round(result.train_seconds, 2),
                 "steps_per_s": round(result.steps_per_s, 2),
