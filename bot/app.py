@@ -16,16 +16,19 @@ from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
 from bot.chat_action import show_progress
 from bot.commands import set_commands
 from bot.delivery import DeliveryLoop
+from bot.forget import Forgetter
 from bot.handlers import get_routers
 from bot.inbox import InboxProcessor, UpdatePoller
 from bot.intake import Intake
 from bot.limits import NoticeLimiter
 from bot.middlewares import UserMiddleware
+from bot.selfie_intake import SelfieDesk
 from bot.settings import BotSettings
 from bot.storage import BotStore
 from bot.supervisor import WorkerSupervisor
 from bot.telegram import create_bot
 from bot.texts import Texts
+from bot.training import TrainingStore
 from jobs.aio import AsyncJobQueue, open_db
 
 log = logging.getLogger("artbooth.bot")
@@ -45,6 +48,10 @@ def build_dispatcher(bot: Bot, db: aiosqlite.Connection, settings: BotSettings) 
         settings=settings,
         intake=Intake(bot, store, queue, texts, settings, NoticeLimiter(settings.notice_interval_s)),
     )
+    training = TrainingStore(db, settings.data_dir)
+    dispatcher["training"] = training
+    dispatcher["selfies"] = SelfieDesk(bot, store, training, queue, texts, settings)
+    dispatcher["forgetter"] = Forgetter(db, queue, settings.data_dir, settings.worker_lease_s)
     dispatcher.update.outer_middleware(UserMiddleware())
     dispatcher.include_routers(*get_routers())
     return dispatcher

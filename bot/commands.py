@@ -7,7 +7,7 @@ from aiogram.types import BotCommand, BotCommandScopeDefault
 
 from bot.texts import Texts
 
-COMMANDS = ("start", "help", "style", "status", "cancel", "lang")
+COMMANDS = ("start", "help", "style", "status", "cancel", "lang", "train", "done", "me", "portrait", "forget")
 
 
 def bot_commands(texts: Texts, lang: str) -> list[BotCommand]:

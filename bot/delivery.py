@@ -29,6 +29,7 @@ from aiogram.types import FSInputFile, InputMediaDocument, InputMediaPhoto, Mess
 from bot.settings import BotSettings
 from bot.storage import BotStore, DueDelivery
 from bot.texts import Texts
+from bot.train_progress import TrainingProgress, finish_training
 from jobs.aio import AsyncJobQueue
 from jobs.errors import INTERNAL
 from jobs.models import Job, JobState
@@ -77,6 +78,8 @@ class DeliveryLoop:
     async def run(self) -> None:
         if resumed := await self.store.resume_sending():
             log.warning("deliveries interrupted by a crash, sending again: jobs %s", resumed)
+        progress = TrainingProgress(self.bot, self.store, self.queue, self.texts, self.settings)
+        progress_task = asyncio.create_task(progress.run())  # training progress edits, beside us
         try:
             while True:
                 free = self.concurrency - len(self._in_flight)
@@ -90,9 +93,10 @@ class DeliveryLoop:
                             )
                 await asyncio.sleep(self.settings.delivery_poll_s)
         finally:
+            progress_task.cancel()
             for task in list(self._in_flight.values()):
                 task.cancel()
-            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+            await asyncio.gather(progress_task, *self._in_flight.values(), return_exceptions=True)
 
     async def _deliver_logged(self, due: DueDelivery) -> None:
         try:
@@ -114,7 +118,9 @@ class DeliveryLoop:
         lang = user.lang if user else "en"
         attempt = due.attempts + 1
         try:
-            if job.state == JobState.DONE:
+            if job.kind == "train":  # the progress message's last word (bot/train_progress.py)
+                messages = [await finish_training(self.bot, self.store, self.texts, self.settings, job, lang)]
+            elif job.state == JobState.DONE:
                 try:
                     messages = await self.send_album(job, lang, due.reply_to)
                 except FileNotFoundError as error:  # results deleted under us: say so rather than loop
@@ -153,9 +159,12 @@ class DeliveryLoop:
         for path in paths:
             if not path.is_file():
                 raise FileNotFoundError(path)
-        caption = self.texts.album_caption(
-            lang, result.get("caption", ""), [i.get("style", "") for i in images]
-        )
+        if job.kind == "portrait":
+            caption = self.texts.portrait_caption(lang, job.payload.get("title") or job.payload.get("scene", ""))
+        else:
+            caption = self.texts.album_caption(
+                lang, result.get("caption", ""), [i.get("style", "") for i in images]
+            )
         as_documents = any(path.stat().st_size > MAX_PHOTO_BYTES for path in paths)
         if not as_documents:
             try:

@@ -127,9 +127,12 @@ class Intake:
             return
 
         styles, variants = job_styles(style)
+        payload = {"image": relative.as_posix(), "styles": styles, "variants": variants}
+        if settings.stylize_steps:
+            payload["steps"] = settings.stylize_steps
         job_id, created = await self.queue.enqueue(
             "stylize",
-            {"image": relative.as_posix(), "styles": styles, "variants": variants},
+            payload,
             user_id=user.id,
             chat_id=message.chat.id,
             priority=INTERACTIVE_PRIORITY,

@@ -24,6 +24,8 @@ class BotSettings(BaseSettings):
     inference: Literal["embedded", "external"] = "embedded"
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
 
+    stylize_steps: int | None = Field(None, ge=1, le=200)  # diffusion steps per picture; None: the worker's default
+
     # Limits
     max_jobs_per_user: int = Field(3, ge=1)  # unfinished (queued + running) jobs per user
     max_queue: int = Field(200, ge=1)  # queued jobs of all users

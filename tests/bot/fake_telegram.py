@@ -107,6 +107,7 @@ class FakeTelegram:
         self._runner: web.AppRunner | None = None
         self.confirmed_below = 0  # the highest offset a getUpdates call has sent
         self.fetches: list[tuple[int | None, list[int]]] = []  # getUpdates: (offset, update ids handed over)
+        self.on_fetch: Callable[[list[int]], None] | None = None  # called as a non-empty batch goes out
         self.port = 0
         self._closing = False
 
@@ -316,6 +317,11 @@ class FakeTelegram:
     def texts(self, chat_id: int) -> list[str]:
         return [c.params.get("text", "") for c in self.sent("sendMessage", chat_id=chat_id)]
 
+    def handed_over(self) -> set[int]:
+        """Update ids that some getUpdates call returned."""
+        with self._lock:
+            return {uid for _, ids in self.fetches for uid in ids}
+
     def pending_updates(self) -> int:
         with self._lock:
             return len(self.updates)
@@ -421,6 +427,8 @@ class FakeTelegram:
             if batch or left <= 0 or self._closing:
                 with self._lock:
                     self.fetches.append((offset, [u["update_id"] for u in batch]))
+                if batch and self.on_fetch:
+                    self.on_fetch([u["update_id"] for u in batch])
                 return batch
             self._new_update.clear()
             with contextlib.suppress(TimeoutError):

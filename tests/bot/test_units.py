@@ -149,5 +149,8 @@ async def test_command_menu_in_both_languages(telegram: FakeTelegram, tmp_path):
     assert all(p["scope"] == {"type": "default"} for p in by_lang.values())
     ru = {c["command"]: c["description"] for c in by_lang["ru"]["commands"]}
     en = {c["command"]: c["description"] for c in by_lang[None]["commands"]}
-    assert ru.keys() == en.keys() == {"start", "help", "style", "status", "cancel", "lang"}
+    assert ru.keys() == en.keys() == {
+        *("start", "help", "style", "status", "cancel", "lang"),
+        *("train", "done", "me", "portrait", "forget"),
+    }
     assert ru["style"] == "выбрать стиль" and en["style"] == "choose a style"

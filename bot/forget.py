@@ -1,0 +1,100 @@
+"""/forget: every row and file of one user, gone.
+
+Rows: the user, their jobs and those jobs' deliveries, their selfies and training session, and their
+handled inbox rows (plus the /forget update itself; updates that came after it are new requests and
+stay). Files: uploads/<user>, selfies/<user>, loras/<user>, results/<job id> of each of their jobs.
+
+Jobs still queued or running are cancelled first. A running job learns of it at its next heartbeat or
+progress report, but a worker may still write a last file (a stylize job saves its pictures before it
+reports; a train job its LoRA): its finish() is refused, because the row is gone, yet the file lands.
+So the same paths are deleted again a few times over the following minutes (`lease_s` and later),
+while such a late write can still happen. That sweep lives in memory: if the bot restarts in those
+minutes, a late file can stay on disk; nothing in the database points to it and nobody can ask for it
+(portraits only use users.lora, which /forget cleared).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from pathlib import Path
+
+import aiosqlite
+
+from jobs.aio import AsyncJobQueue
+
+log = logging.getLogger("artbooth.bot.forget")
+
+USER_DIRS = ("uploads", "selfies", "loras")
+
+
+class Forgetter:
+    def __init__(self, db: aiosqlite.Connection, queue: AsyncJobQueue, data_dir: Path, lease_s: float):
+        self.db, self.queue, self.data_dir = db, queue, data_dir
+        self.sweep_after_s = (lease_s, 2 * lease_s + 5, 300.0)
+        self._sweeps: set[asyncio.Task] = set()
+
+    async def forget(self, user_id: int, update_id: int) -> None:
+        rows = await (
+            await self.db.execute("SELECT id, state FROM jobs WHERE user_id = ?", (user_id,))
+        ).fetchall()
+        job_ids = [r[0] for r in rows]
+        running = [r[0] for r in rows if r[1] == "running"]
+        for job_id, state in rows:
+            if state in ("queued", "running"):
+                await self.queue.cancel(job_id, user_id=user_id)
+        statements = (
+            ("DELETE FROM deliveries WHERE job_id IN (SELECT id FROM jobs WHERE user_id = ?)", (user_id,)),
+            ("DELETE FROM jobs WHERE user_id = ?", (user_id,)),
+            ("DELETE FROM selfies WHERE user_id = ?", (user_id,)),
+            ("DELETE FROM training_sessions WHERE user_id = ?", (user_id,)),
+            (
+                "DELETE FROM inbox WHERE user_id = ? AND (state != 'new' OR update_id <= ?)",
+                (user_id, update_id),
+            ),
+            ("DELETE FROM users WHERE id = ?", (user_id,)),
+        )
+        for statement, params in statements:
+            await self.db.execute(statement, params)
+        paths = self.paths(user_id, job_ids)
+        await asyncio.to_thread(delete_paths, paths)
+        log.info("user %s forgotten: %s jobs, %s running", user_id, len(job_ids), len(running))
+        if running:
+            task = asyncio.create_task(self._sweep_later(user_id, job_ids))
+            self._sweeps.add(task)
+            task.add_done_callback(self._sweeps.discard)
+
+    def paths(self, user_id: int, job_ids: list[int]) -> list[Path]:
+        return [self.data_dir / d / str(user_id) for d in USER_DIRS] + [
+            self.data_dir / "results" / str(job_id) for job_id in job_ids
+        ]
+
+    async def _sweep_later(self, user_id: int, job_ids: list[int]) -> None:
+        """Late writes of the cancelled jobs: their results, and a LoRA nobody trains now.
+
+        uploads/ and selfies/ are left alone: a user who comes back at once sends new photos there.
+        """
+        waited = 0.0
+        for at in self.sweep_after_s:
+            await asyncio.sleep(at - waited)
+            waited = at
+            paths = [self.data_dir / "results" / str(job_id) for job_id in job_ids]
+            training = await (
+                await self.db.execute(
+                    "SELECT 1 FROM jobs WHERE user_id = ? AND kind = 'train' AND state IN ('queued', 'running')"
+                    " UNION ALL SELECT 1 FROM users WHERE id = ? AND lora IS NOT NULL",
+                    (user_id, user_id),
+                )
+            ).fetchone()
+            if training is None:
+                paths.append(self.data_dir / "loras" / str(user_id))
+            await asyncio.to_thread(delete_paths, paths)
+
+
+def delete_paths(paths: list[Path]) -> None:
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists() or path.is_symlink():
+            path.unlink(missing_ok=True)

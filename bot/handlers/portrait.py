@@ -1,0 +1,136 @@
+"""/me <scene> and /portrait (preset scenes): four portraits of the user with their own LoRA.
+
+Only the requesting user's LoRA (users.lora, under loras/<their id>/) ever goes into their job's payload;
+the worker refuses any other path (inference/portrait.py).
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import CallbackQuery, Message, Update
+
+from bot.intake import INTERACTIVE_PRIORITY, Intake
+from bot.keyboards import SceneChoice, scene_keyboard
+from bot.limits import check_admission
+from bot.settings import BotSettings
+from bot.storage import BotStore, UserRow
+from bot.texts import Texts
+from bot.training import TrainingStore
+from inference.scenes import PORTRAIT_SCENES, SCENES_BY_ID
+from jobs.aio import AsyncJobQueue
+
+PORTRAITS = 4
+
+
+def scene_prompt(words: str) -> str:
+    """A preset's prompt when the words name one (in either language), else the words themselves."""
+    key = " ".join(words.lower().split())
+    for scene in PORTRAIT_SCENES:
+        if key in (scene.id, scene.en.lower(), scene.ru.lower()):
+            return scene.prompt
+    return words
+
+
+async def queue_portrait(
+    *,
+    chat_id: int,
+    user_row: UserRow,
+    lang: str,
+    scene: str,
+    title: str,
+    dedup_key: str,
+    reply_to: int | None,
+    texts: Texts,
+    training: TrainingStore,
+    queue: AsyncJobQueue,
+    store: BotStore,
+    settings: BotSettings,
+    intake: Intake,
+) -> str | None:
+    """Queue the job; returns what to tell the user (None: nothing, e.g. a replay or a muted refusal)."""
+    lora = await training.lora(user_row.id)
+    if lora is None:
+        return texts(lang, "me_no_lora")
+    if (job_id := await store.find_job_by_dedup(dedup_key)) is not None:
+        await store.add_delivery(job_id, reply_to)  # a replay after a crash
+        return None
+    refusal = await check_admission(queue, settings, user_row.id)
+    if refusal is not None:
+        allowed = intake.notices.allow(user_row.id)
+        return texts(lang, refusal.value, limit=settings.max_jobs_per_user) if allowed else None
+    path, cls, token = lora
+    payload = {"lora": path, "scene": scene, "title": title, "class": cls, "token": token, "n": PORTRAITS}
+    job_id, created = await queue.enqueue(
+        "portrait",
+        payload,
+        user_id=user_row.id,
+        chat_id=chat_id,
+        priority=INTERACTIVE_PRIORITY,
+        dedup_key=dedup_key,
+    )
+    await store.add_delivery(job_id, reply_to)
+    return texts(lang, "me_queued", scene=escape(title)) if created else None
+
+
+async def me(message: Message, command: CommandObject, event_update: Update, lang: str, **deps) -> None:
+    words = " ".join((command.args or "").split())
+    texts: Texts = deps["texts"]
+    if not words:
+        await message.answer(texts(lang, "me_usage"))
+        return
+    answer = await queue_portrait(
+        chat_id=message.chat.id,
+        lang=lang,
+        scene=scene_prompt(words),
+        title=words,
+        dedup_key=f"tg:{event_update.update_id}",
+        reply_to=message.message_id,
+        **_deps(deps),
+    )
+    if answer:
+        await message.answer(answer)
+
+
+async def portrait_menu(
+    message: Message, texts: Texts, lang: str, training: TrainingStore, user_row: UserRow
+) -> None:
+    if await training.lora(user_row.id) is None:
+        await message.answer(texts(lang, "me_no_lora"))
+        return
+    ids = [scene.id for scene in PORTRAIT_SCENES]
+    await message.answer(texts(lang, "portrait_menu"), reply_markup=scene_keyboard(texts, lang, ids))
+
+
+async def scene_chosen(callback: CallbackQuery, callback_data: SceneChoice, lang: str, **deps) -> None:
+    await callback.answer()  # at once: the button stops spinning before any database work
+    scene = SCENES_BY_ID.get(callback_data.scene)
+    if scene is None or not isinstance(callback.message, Message):
+        return
+    texts: Texts = deps["texts"]
+    answer = await queue_portrait(
+        chat_id=callback.message.chat.id,
+        lang=lang,
+        scene=scene.prompt,
+        title=texts.scene_name(lang, scene.id),
+        dedup_key=f"cb:{callback.id}",
+        reply_to=None,
+        **_deps(deps),
+    )
+    if answer:
+        await callback.message.answer(answer)
+
+
+def _deps(data: dict) -> dict:
+    names = ("user_row", "texts", "training", "queue", "store", "settings", "intake")
+    return {name: data[name] for name in names}
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(me, Command("me"), F.text)
+    router.message.register(portrait_menu, Command("portrait"), F.text)
+    router.callback_query.register(scene_chosen, SceneChoice.filter())
+    return router
