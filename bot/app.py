@@ -62,6 +62,7 @@ async def run(settings: BotSettings) -> None:
     db = await open_db(settings.db_path)  # applies migrations/ (the same runner as the worker)
     bot = create_bot(settings)
     supervisor = WorkerSupervisor(settings) if settings.inference == "embedded" else None
+    stop = _stop_on_signals()  # from the first moment: SIGTERM while Telegram is unreachable stops us too
     tasks: list[asyncio.Task] = []
 
     def start(coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -69,43 +70,41 @@ async def run(settings: BotSettings) -> None:
 
     try:
         if supervisor:
-            start(supervisor.run(), "worker supervisor")
-        me = await _get_me(bot)
-        log.info(
-            "bot @%s (id %s) on %s, inference %s",
-            me.username,
-            me.id,
-            settings.telegram_api_base or "api.telegram.org",
-            settings.inference,
-        )
-        dispatcher = build_dispatcher(bot, db, settings)
-        store, texts = dispatcher["store"], dispatcher["texts"]
-        await store.prune_inbox()
-        try:
-            await set_commands(bot, texts)
-        except TelegramAPIError as error:
-            log.warning("set_my_commands failed: %s", error)
-        processor = InboxProcessor(dispatcher, bot, store)
-        poller = UpdatePoller(
-            bot,
-            store,
-            timeout_s=settings.polling_timeout_s,
-            allowed_updates=dispatcher.resolve_used_update_types(),
-            on_recorded=processor.wake,
-        )
-        delivery = DeliveryLoop(bot, store, dispatcher["queue"], texts, settings)
-        start(
-            processor.run(), "inbox processor"
-        )  # replays what a crash interrupted, then handles new updates
-        start(poller.run(), "update poller")
-        start(delivery.run(), "delivery")
-        start(show_progress(bot, store, settings.chat_action_every_s), "chat action")
-        await _until_signal_or_crash(tasks)
+            start(supervisor.run(), "worker supervisor")  # the worker loads its models meanwhile
+        start(_serve(bot, db, settings, start), "start-up")
+        await _until_stopped_or_crash(tasks, stop)
     finally:
         await _shutdown(tasks, supervisor)
         await bot.session.close()
         await db.close()
         log.info("bot stopped")
+
+
+async def _serve(bot: Bot, db: aiosqlite.Connection, settings: BotSettings, start: Any) -> None:
+    """Once Telegram answers: the dispatcher, the command menu, and the loops that poll, handle and deliver."""
+    me = await _get_me(bot)
+    api = settings.telegram_api_base or "api.telegram.org"
+    log.info("bot @%s (id %s) on %s, inference %s", me.username, me.id, api, settings.inference)
+    dispatcher = build_dispatcher(bot, db, settings)
+    store, texts = dispatcher["store"], dispatcher["texts"]
+    await store.prune_inbox()
+    try:
+        await set_commands(bot, texts)
+    except TelegramAPIError as error:
+        log.warning("set_my_commands failed: %s", error)
+    processor = InboxProcessor(dispatcher, bot, store)
+    poller = UpdatePoller(
+        bot,
+        store,
+        timeout_s=settings.polling_timeout_s,
+        allowed_updates=dispatcher.resolve_used_update_types(),
+        on_recorded=processor.wake,
+    )
+    delivery = DeliveryLoop(bot, store, dispatcher["queue"], texts, settings)
+    start(processor.run(), "inbox processor")  # first replays what a crash interrupted
+    start(poller.run(), "update poller")
+    start(delivery.run(), "delivery")
+    start(show_progress(bot, store, settings.chat_action_every_s), "chat action")
 
 
 async def _get_me(bot: Bot) -> Any:
@@ -123,21 +122,29 @@ async def _get_me(bot: Bot) -> Any:
             delay = min(delay * 2, 30.0)
 
 
-async def _until_signal_or_crash(tasks: list[asyncio.Task]) -> None:
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _until_stopped_or_crash(tasks: list[asyncio.Task], stop: asyncio.Event) -> None:
+    """Until a signal, or until a loop dies (its error is raised). The start-up task may end; it starts others."""
     stopper = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
-    for task in done:
-        if task is not stopper and not task.cancelled() and (error := task.exception()) is not None:
-            if isinstance(error, TelegramUnauthorizedError):
-                raise FatalError("Telegram rejected BOT_TOKEN (401 Unauthorized)") from error
-            raise error
-    if stop.is_set():
+    try:
+        while not stop.is_set():
+            done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {stopper}:
+                tasks.remove(task)
+                if not task.cancelled() and (error := task.exception()) is not None:
+                    if isinstance(error, TelegramUnauthorizedError):
+                        raise FatalError("Telegram rejected BOT_TOKEN (401 Unauthorized)") from error
+                    raise error
         log.info("signal received: stopping")
+    finally:
+        stopper.cancel()
 
 
 async def _shutdown(tasks: list[asyncio.Task], supervisor: WorkerSupervisor | None) -> None:

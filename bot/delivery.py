@@ -160,7 +160,8 @@ class DeliveryLoop:
             if not path.is_file():
                 raise FileNotFoundError(path)
         if job.kind == "portrait":
-            caption = self.texts.portrait_caption(lang, job.payload.get("title") or job.payload.get("scene", ""))
+            title = job.payload.get("title") or job.payload.get("scene", "")
+            caption = self.texts.portrait_caption(lang, title)
         else:
             caption = self.texts.album_caption(
                 lang, result.get("caption", ""), [i.get("style", "") for i in images]

@@ -24,7 +24,8 @@ class BotSettings(BaseSettings):
     inference: Literal["embedded", "external"] = "embedded"
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
 
-    stylize_steps: int | None = Field(None, ge=1, le=200)  # diffusion steps per picture; None: the worker's default
+    # Diffusion steps per picture; None: the worker's default.
+    stylize_steps: int | None = Field(None, ge=1, le=200)
 
     # Limits
     max_jobs_per_user: int = Field(3, ge=1)  # unfinished (queued + running) jobs per user
@@ -34,7 +35,8 @@ class BotSettings(BaseSettings):
 
     # /train
     keep_selfies: bool = False  # False: a user's selfies are deleted once their training succeeds
-    train_steps: int | None = Field(None, ge=1, le=5000)  # optimizer steps per LoRA; None: the worker's default
+    # Optimizer steps per LoRA; None: the worker's default.
+    train_steps: int | None = Field(None, ge=1, le=5000)
 
     # Timings
     polling_timeout_s: int = Field(10, ge=0)  # getUpdates long-poll

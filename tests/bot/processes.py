@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -36,9 +37,11 @@ def workers_of(data_dir: Path) -> list[int]:
     found = []
     for pid in _proc_pids():
         cmdline = _read(pid, "cmdline").split(b"\0")
-        if b"inference" in cmdline and b"worker" in cmdline and wanted in _read(pid, "environ").split(b"\0"):
-            if alive(pid):
-                found.append(pid)
+        ours = (
+            b"inference" in cmdline and b"worker" in cmdline and wanted in _read(pid, "environ").split(b"\0")
+        )
+        if ours and alive(pid):
+            found.append(pid)
     return found
 
 
@@ -69,7 +72,11 @@ class BotProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot"], cwd=self.data_dir.parent, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "bot"],
+            cwd=self.data_dir.parent,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
         log.close()
@@ -108,7 +115,5 @@ class BotProcess:
         """Teardown: nothing of ours survives, whatever the test did."""
         self.kill9()
         for pid in workers_of(self.data_dir):
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass

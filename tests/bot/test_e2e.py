@@ -57,17 +57,24 @@ def albums(telegram: FakeTelegram, chat_id: int) -> list[Call]:
     return telegram.sent("sendMediaGroup", chat_id=chat_id)
 
 
-def wait_albums(telegram: FakeTelegram, bot: BotProcess, chat_id: int, count: int, timeout: float = ALBUM_TIMEOUT):
+def wait_albums(
+    telegram: FakeTelegram, bot: BotProcess, chat_id: int, count: int, timeout: float = ALBUM_TIMEOUT
+):
     try:
-        telegram.wait_for(lambda: len(albums(telegram, chat_id)) >= count, timeout, f"{count} album(s) in chat {chat_id}")
+        telegram.wait_for(
+            lambda: len(albums(telegram, chat_id)) >= count, timeout, f"{count} album(s) in chat {chat_id}"
+        )
         return albums(telegram, chat_id)
     except AssertionError as error:
         raise AssertionError(f"{error}\n--- bot log ---\n{bot.log()[-4000:]}") from None
 
 
 def wait_texts(telegram: FakeTelegram, chat_id: int, count: int, timeout: float = ALBUM_TIMEOUT) -> list[str]:
-    return telegram.wait_for(lambda: len(telegram.texts(chat_id)) >= count and telegram.texts(chat_id), timeout,
-                             f"{count} message(s) in chat {chat_id}")
+    return telegram.wait_for(
+        lambda: len(telegram.texts(chat_id)) >= count and telegram.texts(chat_id),
+        timeout,
+        f"{count} message(s) in chat {chat_id}",
+    )
 
 
 def db(bot: BotProcess) -> sqlite3.Connection:
@@ -93,7 +100,9 @@ def test_a_photo_comes_back_as_one_album_of_four(server, bot):
     caption = media[0]["caption"]
     assert caption.startswith("🖼 <i>") and caption.endswith(ARTISTS_EN)
     assert len(caption.split("<i>")[1].split("</i>")[0]) > 0  # BLIP's caption (gibberish on tiny models)
-    assert album_ru.params["media"][0]["caption"].endswith("1. Ван Гог\n2. Бэнкси\n3. Робер Делоне\n4. Казимир Малевич")
+    assert album_ru.params["media"][0]["caption"].endswith(
+        "1. Ван Гог\n2. Бэнкси\n3. Робер Делоне\n4. Казимир Малевич"
+    )
     assert any(c.params["action"] == "upload_photo" for c in server.sent("sendChatAction", chat_id=en.id))
 
     def delivery_states() -> list[str]:
@@ -122,8 +131,12 @@ def test_style_persisted_and_one_off(server, bot):
     texts = wait_texts(server, menu.id, 3, timeout=20)
     assert texts[0].startswith("Выберите стиль") and "<code>vangogh</code> — Ван Гог" in texts[1]
     assert texts[2] == "Готово: следующие фото придут в стилях четырёх художников."
-    assert server.sent("sendMessage", chat_id=menu.id)[0].params["reply_markup"]["inline_keyboard"][0][0][
-        "callback_data"] == "style:all"
+    assert (
+        server.sent("sendMessage", chat_id=menu.id)[0].params["reply_markup"]["inline_keyboard"][0][0][
+            "callback_data"
+        ]
+        == "style:all"
+    )
 
 
 def test_bad_inputs_get_a_message_that_says_what_to_do(server, bot):
@@ -137,7 +150,10 @@ def test_bad_inputs_get_a_message_that_says_what_to_do(server, bot):
     corrupt_texts = wait_texts(server, corrupt.id, 2)
     assert corrupt_texts[1].startswith("Простите, не получилось нарисовать ваше фото: это не картинка")
     small_texts = wait_texts(server, small.id, 2)
-    assert small_texts[1] == "Sorry, I couldn't paint your photo: the picture is too small. Please send a larger photo."
+    assert (
+        small_texts[1]
+        == "Sorry, I couldn't paint your photo: the picture is too small. Please send a larger photo."
+    )
     assert wait_texts(server, misc.id, 3, timeout=20) == [
         "That file isn't an image. Send a photo, or a JPEG, PNG or WebP file.",
         "I can only paint photos — not stickers, voice messages or videos. Send me a photo, please.",
@@ -148,7 +164,10 @@ def test_bad_inputs_get_a_message_that_says_what_to_do(server, bot):
 
 def test_photo_refused_by_telegram_goes_as_documents_and_retry_after_is_honoured(server, bot):
     user = TgUser(1301, "en")
-    server.fail_next("sendMediaGroup", {"ok": False, "error_code": 400, "description": "Bad Request: PHOTO_INVALID_DIMENSIONS"})
+    server.fail_next(
+        "sendMediaGroup",
+        {"ok": False, "error_code": 400, "description": "Bad Request: PHOTO_INVALID_DIMENSIONS"},
+    )
     server.push_message(user, photo=make_photo())
     (documents,) = wait_albums(server, bot, user.id, 1)
     assert [m["type"] for m in documents.params["media"]] == ["document"] * 4
@@ -157,8 +176,11 @@ def test_photo_refused_by_telegram_goes_as_documents_and_retry_after_is_honoured
     server.retry_after("sendMediaGroup", 2)
     server.push_message(user, photo=make_photo(color=(10, 10, 250)))
     wait_albums(server, bot, user.id, 2)
-    refused, *_ = [c for c in server.sent("sendMediaGroup", chat_id=user.id, ok=None) if c.response and not c.ok
-                   and c.response.get("error_code") == 429]
+    refused, *_ = [
+        c
+        for c in server.sent("sendMediaGroup", chat_id=user.id, ok=None)
+        if c.response and not c.ok and c.response.get("error_code") == 429
+    ]
     sent = albums(server, user.id)[1]
     assert sent.at - refused.at >= 2.0
 
@@ -235,8 +257,11 @@ def test_kill_9_at_any_moment_and_every_photo_is_answered_exactly_once(tmp_path_
         # 2. Killed (bot and worker) while the worker paints.
         second = start_bot()
         conn = sqlite3.connect(data_dir / "artbooth.sqlite3", timeout=30)
-        telegram.wait_for(lambda: conn.execute("SELECT 1 FROM jobs WHERE state = 'running'").fetchone(), 90,
-                          f"a job running\n{second.log()[-3000:]}")
+        telegram.wait_for(
+            lambda: conn.execute("SELECT 1 FROM jobs WHERE state = 'running'").fetchone(),
+            90,
+            f"a job running\n{second.log()[-3000:]}",
+        )
         worker = workers_of(data_dir)
         second.kill9()
         for pid in worker:
@@ -246,10 +271,15 @@ def test_kill_9_at_any_moment_and_every_photo_is_answered_exactly_once(tmp_path_
 
         # 3. Back up: every photo gets exactly one album.
         third = start_bot()
-        telegram.wait_for(lambda: len(telegram.sent("sendMediaGroup")) >= len(photos), ALBUM_TIMEOUT,
-                          f"{len(photos)} albums\n{third.log()[-4000:]}")
+        telegram.wait_for(
+            lambda: len(telegram.sent("sendMediaGroup")) >= len(photos),
+            ALBUM_TIMEOUT,
+            f"{len(photos)} albums\n{third.log()[-4000:]}",
+        )
         time.sleep(2.0)  # and nothing more comes
-        answered = Counter(c.params["reply_parameters"]["message_id"] for c in telegram.sent("sendMediaGroup"))
+        answered = Counter(
+            c.params["reply_parameters"]["message_id"] for c in telegram.sent("sendMediaGroup")
+        )
         assert answered == Counter(photos), answered
         conn.close()
 
@@ -258,8 +288,14 @@ def test_kill_9_at_any_moment_and_every_photo_is_answered_exactly_once(tmp_path_
         os.kill(old_worker, signal.SIGKILL)
         telegram.wait_for(lambda: [w for w in workers_of(data_dir) if w != old_worker], 30, "a new worker")
         send_photo(users[2])
-        telegram.wait_for(lambda: len(telegram.sent("sendMediaGroup")) > len(photos) - 1 and
-                          len(telegram.sent("sendMediaGroup")) == len(photos), ALBUM_TIMEOUT, "the last album")
+        telegram.wait_for(
+            lambda: (
+                len(telegram.sent("sendMediaGroup")) > len(photos) - 1
+                and len(telegram.sent("sendMediaGroup")) == len(photos)
+            ),
+            ALBUM_TIMEOUT,
+            "the last album",
+        )
         assert third.terminate() < 20
         assert not workers_of(data_dir)
     finally:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -149,8 +151,42 @@ async def test_command_menu_in_both_languages(telegram: FakeTelegram, tmp_path):
     assert all(p["scope"] == {"type": "default"} for p in by_lang.values())
     ru = {c["command"]: c["description"] for c in by_lang["ru"]["commands"]}
     en = {c["command"]: c["description"] for c in by_lang[None]["commands"]}
-    assert ru.keys() == en.keys() == {
-        *("start", "help", "style", "status", "cancel", "lang"),
-        *("train", "done", "me", "portrait", "forget"),
-    }
+    assert (
+        ru.keys()
+        == en.keys()
+        == {
+            *("start", "help", "style", "status", "cancel", "lang"),
+            *("train", "done", "me", "portrait", "forget"),
+        }
+    )
     assert ru["style"] == "выбрать стиль" and en["style"] == "choose a style"
+
+
+def test_sigterm_while_telegram_is_unreachable_stops_the_bot(tmp_path):
+    clean = {k: v for k, v in os.environ.items() if k not in ("BOT_TOKEN", "TELEGRAM_API_BASE")}
+    env = {
+        **clean,
+        "PYTHONPATH": str(REPO),
+        "DATA_DIR": str(tmp_path / "data"),
+        "INFERENCE": "external",
+        "BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_BASE": "http://127.0.0.1:9",
+    }  # nothing listens on the discard port
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "data" / "artbooth.sqlite3").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.5)  # inside the get_me retry loop by now
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+        assert "cannot reach Telegram" in process.stdout.read()
+    finally:
+        process.kill()
