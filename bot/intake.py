@@ -88,6 +88,20 @@ class Intake:
     ):
         self.bot, self.store, self.queue, self.texts, self.settings = bot, store, queue, texts, settings
         self.notices = notices
+        # An album's caption comes with its first photo only: remember its one-off style for the rest.
+        self._album_styles: dict[str, tuple[bool, str | None]] = {}
+
+    def _one_off_style(self, message: Message) -> tuple[bool, str | None]:
+        asked, style = caption_style(message.caption)
+        group = message.media_group_id
+        if group is not None:
+            if asked:
+                if len(self._album_styles) > 1000:
+                    self._album_styles.clear()
+                self._album_styles[group] = (asked, style)
+            elif not message.caption:
+                asked, style = self._album_styles.get(group, (False, None))
+        return asked, style
 
     async def accept(self, message: Message, update_id: int, user: UserRow, lang: str) -> None:
         texts, settings = self.texts, self.settings
@@ -98,7 +112,7 @@ class Intake:
             )  # a replay after a crash: already recorded
             return
 
-        asked, one_off = caption_style(message.caption)
+        asked, one_off = self._one_off_style(message)
         if asked and one_off != "all" and get_style(one_off or "") is None:
             await message.answer(texts(lang, "style_unknown", given=one_off, styles=texts.style_list(lang)))
             return

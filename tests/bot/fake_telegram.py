@@ -108,6 +108,7 @@ class FakeTelegram:
         self.confirmed_below = 0  # the highest offset a getUpdates call has sent
         self.fetches: list[tuple[int | None, list[int]]] = []  # getUpdates: (offset, update ids handed over)
         self.on_fetch: Callable[[list[int]], None] | None = None  # called as a non-empty batch goes out
+        self.on_poll: Callable[[int | None], None] | None = None  # called with each getUpdates' offset
         self.port = 0
         self._closing = False
 
@@ -416,6 +417,8 @@ class FakeTelegram:
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         assert self._new_update is not None
         offset = params.get("offset")
+        if self.on_poll:
+            self.on_poll(offset)
         deadline = time.monotonic() + float(params.get("timeout") or 0)
         while True:
             with self._lock:

@@ -120,6 +120,17 @@ async def test_caption_style_is_a_one_off(app, telegram, photo):
     assert "cubism" in telegram.texts(EN.id)[-1]
 
 
+async def test_an_albums_caption_style_applies_to_all_its_photos(app, telegram, photo):
+    await say(app, telegram, EN, photo=photo, caption="/style malevich", media_group_id="album-1")
+    await say(app, telegram, EN, photo=photo, media_group_id="album-1")
+    await say(app, telegram, EN, photo=photo, media_group_id="album-2")
+    assert [j["payload"]["styles"] for j in jobs_of(app, EN)] == [
+        ["malevich"],
+        ["malevich"],
+        ["vangogh", "banksy", "delaunay", "malevich"],
+    ]
+
+
 async def test_photo_is_downloaded_and_queued_with_a_delivery(app, telegram, photo):
     update_id = await say(app, telegram, EN, photo=photo)
     (job,) = jobs_of(app, EN)
@@ -235,12 +246,25 @@ async def test_status_and_cancel(app, telegram, photo):
 
 
 async def test_updates_are_recorded_before_they_are_confirmed(app, telegram, photo):
-    update_id = await say(app, telegram, EN, photo=photo)
-    await telegram.await_for(lambda: telegram.confirmed_below > update_id, what="offset confirmed")
-    # Every offset the bot sent confirms only updates that were already in the inbox.
-    recorded = {r["update_id"] for r in app.sql("SELECT update_id FROM inbox")}
-    handed = {uid for _, ids in telegram.fetches for uid in ids}
-    assert handed <= recorded
+    # At every getUpdates call, the updates its offset confirms must already be in the inbox.
+    unrecorded_at_confirmation: list[int] = []
+
+    def check(offset: int | None) -> None:
+        if offset is None:
+            return
+        recorded = {r["update_id"] for r in app.sql("SELECT update_id FROM inbox")}
+        handed = telegram.handed_over()
+        unrecorded_at_confirmation.extend(uid for uid in handed if uid < offset and uid not in recorded)
+
+    telegram.on_poll = check
+    update_ids = [telegram.push_message(EN, photo=photo), telegram.push_message(RU, text="/start")]
+    update_ids += [telegram.push_message(RU, text=f"hi {i}") for i in range(5)]
+    for update_id in update_ids:
+        await app.handled(update_id)
+    await telegram.await_for(lambda: telegram.confirmed_below > update_ids[-1], what="offsets confirmed")
+    telegram.on_poll = None
+    assert telegram.handed_over() >= set(update_ids)
+    assert unrecorded_at_confirmation == []
 
 
 async def test_a_replayed_update_queues_nothing_twice(app, telegram, photo):
