@@ -87,7 +87,6 @@ async def _serve(bot: Bot, db: aiosqlite.Connection, settings: BotSettings, star
     log.info("bot @%s (id %s) on %s, inference %s", me.username, me.id, api, settings.inference)
     dispatcher = build_dispatcher(bot, db, settings)
     store, texts = dispatcher["store"], dispatcher["texts"]
-    await store.prune_inbox()
     try:
         await set_commands(bot, texts)
     except TelegramAPIError as error:

@@ -34,6 +34,7 @@ from bot.storage import BotStore, InboxRow
 log = logging.getLogger("artbooth.bot.inbox")
 
 MAX_HANDLER_ATTEMPTS = 3  # an update whose handler keeps failing (or crashing the bot) is set aside
+PRUNE_EVERY_S = 3600.0
 
 
 def update_user_id(update: Update) -> int | None:
@@ -104,8 +105,12 @@ class InboxProcessor:
         self._wake.set()
 
     async def run(self) -> None:
+        next_prune = 0.0
         try:
             while True:
+                if time.monotonic() >= next_prune:  # handled updates are kept a few days, then forgotten
+                    await self.store.prune_inbox()
+                    next_prune = time.monotonic() + PRUNE_EVERY_S
                 self._wake.clear()
                 for row in await self.store.pending_updates():
                     if row.update_id not in self._in_flight:

@@ -276,3 +276,14 @@ async def test_a_replayed_update_queues_nothing_twice(app, telegram, photo):
     assert len(jobs_of(app, EN)) == 1
     assert sum("Got it" in t for t in telegram.texts(EN.id)) == 1
     assert app.sql("SELECT attempts FROM inbox WHERE update_id = ?", (update_id,))[0]["attempts"] == 2
+
+
+async def test_handled_updates_are_pruned_but_the_offset_survives(app, telegram):
+    last = await say(app, telegram, EN, text="/help")
+    await app.db.execute("UPDATE inbox SET handled_at = handled_at - 10 * 86400")
+    assert await app.store.prune_inbox() == 0  # the newest row stays: it carries the offset
+    older = await say(app, telegram, EN, text="/start")
+    await app.db.execute("UPDATE inbox SET handled_at = handled_at - 10 * 86400")
+    assert await app.store.prune_inbox() == 1
+    assert [r["update_id"] for r in app.sql("SELECT update_id FROM inbox")] == [older]
+    assert await app.store.next_offset() == older + 1 and older > last
