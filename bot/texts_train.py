@@ -41,6 +41,7 @@ TRAIN_EN = {
         "❌ The training didn't work: {reason}\n"
         "Your photos are kept: /done tries again, more photos help, /train cancel deletes them."
     ),
+    "train_stopped": "⏹ Training stopped. Your photos are kept: /done starts again, /train cancel deletes them.",
     "selfie_ok": "✅ Photo accepted.",
     "selfie_bad": "❌ Photo not accepted: {reason}",
     "selfie_batch": "Accepted {accepted}, rejected {rejected}.",
@@ -117,6 +118,7 @@ TRAIN_RU = {
         "❌ Обучение не удалось: {reason}\n"
         "Фото сохранены: /done попробует снова, новые фото помогут, /train cancel удалит их."
     ),
+    "train_stopped": "⏹ Обучение остановлено. Фото сохранены: /done начнёт заново, /train cancel удалит их.",
     "selfie_ok": "✅ Фото принято.",
     "selfie_bad": "❌ Фото не подошло: {reason}",
     "selfie_batch": "Принято {accepted}, не подошло {rejected}.",

@@ -75,6 +75,18 @@ class TrainingProgress:
             if session.job_id is None or session.progress_message is None:
                 continue
             job = await self.queue.get(session.job_id)
+            if job is not None and job.state == JobState.CANCELLED:  # /cancel took the queued training
+                await self.training.back_to_collecting(session.user_id, job.id)
+                user = await self.store.get_user(session.user_id)
+                edits.append(
+                    self._edit(
+                        session.chat_id,
+                        session.progress_message,
+                        job.id,
+                        self.texts(user.lang if user else "en", "train_stopped"),
+                    )
+                )
+                continue
             if job is None or job.state not in (JobState.QUEUED, JobState.RUNNING):
                 continue  # over: finish_training (the job's delivery) writes the last word
             user = await self.store.get_user(session.user_id)

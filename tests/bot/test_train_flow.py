@@ -149,6 +149,24 @@ async def test_collect_selfies_reject_with_reasons_then_train(app, telegram, sel
     assert telegram.texts(user.id)[-1].startswith("Your model is training now (0%)")
     await say(app, telegram, user, photo=selfies["d"])  # training: photos are style requests again
     assert app.sql("SELECT 1 FROM jobs WHERE user_id = ? AND kind = 'stylize'", (user.id,))
+    await say(app, telegram, user, text="/cancel")  # takes the queued training too: the photos stay
+    await telegram.await_for(
+        lambda: (
+            telegram.sent("editMessageText", chat_id=user.id)[-1]
+            .params["text"]
+            .startswith("⏹ Training stopped")
+        ),
+        10,
+        "the progress message saying so",
+    )
+    assert (
+        app.sql("SELECT state FROM training_sessions WHERE user_id = ?", (user.id,))[0]["state"]
+        == "collecting"
+    )
+    await say(app, telegram, user, text="/train cancel")
+    assert telegram.texts(user.id)[-1] == "Training cancelled. I deleted the photos you sent for it."
+    assert not (app.settings.data_dir / "selfies" / str(user.id)).exists()
+    assert app.sql("SELECT 1 FROM jobs WHERE user_id = ? AND kind = 'stylize'", (user.id,))
 
 
 async def test_progress_ready_portraits_and_privacy(app, telegram, selfies):
