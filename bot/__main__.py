@@ -26,7 +26,21 @@ def load_settings() -> BotSettings:
         raise SystemExit(2) from None
 
 
+def usage() -> str:
+    lines = [__doc__.strip(), "", "Settings (environment or .env):"]
+    for name, field in BotSettings.model_fields.items():
+        value = None if field.is_required() else field.get_default(call_default_factory=True)
+        default = (
+            "(required)" if field.is_required() else "(unset)" if value in (None, frozenset()) else str(value)
+        )
+        lines.append(f"  {name.upper():<24} {default}")
+    return "\n".join(lines)
+
+
 def main() -> int:
+    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+        print(usage())
+        return 0
     settings = load_settings()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

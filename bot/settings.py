@@ -18,6 +18,7 @@ class BotSettings(BaseSettings):
 
     bot_token: SecretStr
     telegram_api_base: str | None = None  # None: Telegram's own api.telegram.org
+    telegram_api_local: bool = False  # the server at TELEGRAM_API_BASE runs with --local (shares our disk)
     data_dir: Path = Path("data")
     models: str = "sd15"  # passed on to the embedded worker
     device: str = "auto"  # passed on to the embedded worker

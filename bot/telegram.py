@@ -56,12 +56,15 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
                 await asyncio.sleep(error.retry_after)
 
 
-def api_server(base: str | None) -> TelegramAPIServer:
-    return TelegramAPIServer.from_base(base) if base else PRODUCTION
+def api_server(base: str | None, *, local: bool = False) -> TelegramAPIServer:
+    """Telegram's own servers, or a telegram-bot-api at `base`. A server in --local mode hands out file paths
+    on its own disk (which the bot must share) instead of download URLs, and serves files over 20 MB."""
+    return TelegramAPIServer.from_base(base, is_local=local) if base else PRODUCTION
 
 
 def create_bot(settings: BotSettings, **session_kwargs: Any) -> Bot:
-    session = AiohttpSession(api=api_server(settings.telegram_api_base), **session_kwargs)
+    api = api_server(settings.telegram_api_base, local=settings.telegram_api_local)
+    session = AiohttpSession(api=api, **session_kwargs)
     session.middleware(RetryAfterMiddleware())
     return Bot(
         token=settings.bot_token.get_secret_value(),

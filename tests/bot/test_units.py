@@ -190,3 +190,28 @@ def test_sigterm_while_telegram_is_unreachable_stops_the_bot(tmp_path):
         assert "cannot reach Telegram" in process.stdout.read()
     finally:
         process.kill()
+
+
+def test_a_local_bot_api_server(monkeypatch):
+    from bot.telegram import create_bot
+
+    settings = BotSettings(
+        _env_file=None, bot_token=TOKEN, telegram_api_base="http://10.0.0.5:8081/", telegram_api_local=True
+    )
+    api = create_bot(settings).session.api
+    assert api.is_local
+    assert api.api_url(TOKEN, "getMe") == f"http://10.0.0.5:8081/bot{TOKEN}/getMe"
+    assert api.file_url(TOKEN, "photos/a.jpg") == f"http://10.0.0.5:8081/file/bot{TOKEN}/photos/a.jpg"
+    assert "api.telegram.org" in create_bot(BotSettings(_env_file=None, bot_token=TOKEN)).session.api.base
+
+
+def test_help_lists_the_settings(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "--help"], cwd=REPO, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0
+    assert (
+        "BOT_TOKEN" in result.stdout
+        and "MAX_JOBS_PER_USER" in result.stdout
+        and "TELEGRAM_API_BASE" in result.stdout
+    )
