@@ -78,13 +78,17 @@ def class_latents(vae, paths: list[Path], resolution: int, folder: Path) -> Late
         with Image.open(path) as image:
             images.append(image.convert("RGB"))
     pool = encode_images(vae, images, resolution)
+    saved = {
+        "key": key,
+        "resolution": resolution,
+        "mean": pool.mean.half().cpu(),
+        "std": pool.std.half().cpu(),
+    }
     tmp = cache.with_name(f".{LATENT_CACHE}.{os.getpid()}.tmp")
-    torch.save(
-        {"key": key, "resolution": resolution, "mean": pool.mean.half().cpu(), "std": pool.std.half().cpu()},
-        tmp,
-    )
+    torch.save(saved, tmp)
     os.replace(tmp, cache)
-    return pool
+    # Train on what the cache holds (fp16-rounded), so a cold run and a warm run give the same LoRA.
+    return LatentPool(saved["mean"].float(), saved["std"].float()).to(vae.device, torch.float32)
 
 
 class DreamBoothBatches:
