@@ -26,6 +26,7 @@ from inference.eval.metrics import (
     mean_similarity_to_set,
 )
 from inference.settings import InferenceSettings
+from inference.train import adapters
 
 # DreamBench (Ruiz et al. 2023), the 25 prompt templates for live subjects: {0} = token, {1} = class.
 DREAMBENCH_LIVE: list[str] = [
@@ -128,6 +129,11 @@ def run(
                 continue
             if lora is not None:
                 pipe.load_lora_weights(str(lora), adapter_name=variant)
+                # Training leaves LoRA layers disabled in the shared models (so nothing leaks into other
+                # jobs); a freshly loaded adapter would stay off with them. Switch on exactly this one.
+                for component in (pipe.unet, pipe.text_encoder):
+                    if adapters.has_adapter(adapters.unwrap(component), variant):
+                        adapters.activate(adapters.unwrap(component), variant)
             try:
                 for p, seed, key in keys:
                     if not store.has(key):
