@@ -137,7 +137,7 @@ class InboxProcessor:
             attempts = await self.store.update_started(row.update_id)
             if attempts > MAX_HANDLER_ATTEMPTS:
                 log.error("update %s: handler failed %s times, setting it aside", row.update_id, attempts - 1)
-                await self.store.update_handled(row.update_id, failed=True)
+                await self._give_up(row)
                 return
             try:
                 update = Update.model_validate(row.payload, context={"bot": self.bot})
@@ -147,11 +147,22 @@ class InboxProcessor:
             except Exception:
                 log.exception("update %s: handler failed (attempt %s)", row.update_id, attempts)
                 if attempts >= MAX_HANDLER_ATTEMPTS:
-                    await self.store.update_handled(row.update_id, failed=True)
+                    await self._give_up(row)
                 else:  # a download that met a network error, a locked database...: try again soon
                     await self.store.update_retry_at(row.update_id, time.time() + 2.0**attempts)
             else:
                 await self.store.update_handled(row.update_id)
+
+    async def _give_up(self, row: InboxRow) -> None:
+        """No dead end: the user hears that this message could not be handled (our fault, not theirs)."""
+        await self.store.update_handled(row.update_id, failed=True)
+        if row.user_id is None:
+            return
+        user = await self.store.get_user(row.user_id)
+        lang = user.lang if user else "en"
+        chat_id = user.chat_id if user and user.chat_id else row.user_id
+        with contextlib.suppress(Exception):  # best effort: Telegram may be what failed
+            await self.bot.send_message(chat_id, self.dispatcher["texts"](lang, "update_failed"))
 
     def _user_lock(self, user_id: int | None) -> _UserLock:
         return _UserLock(self._user_locks, user_id)

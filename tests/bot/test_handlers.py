@@ -287,3 +287,17 @@ async def test_handled_updates_are_pruned_but_the_offset_survives(app, telegram)
     assert await app.store.prune_inbox() == 1
     assert [r["update_id"] for r in app.sql("SELECT update_id FROM inbox")] == [older]
     assert await app.store.next_offset() == older + 1 and older > last
+
+
+async def test_an_update_that_keeps_failing_ends_with_a_message_not_silence(app, telegram, photo):
+    # getFile keeps answering 500: the photo handler fails, is retried with back-off, then set aside.
+    telegram.fail_next(
+        "getFile", {"ok": False, "error_code": 500, "description": "Internal Server Error"}, times=3
+    )
+    update_id = telegram.push_message(RU, photo=photo)
+    await app.handled(update_id, timeout=30)
+    assert (
+        app.sql("SELECT state, attempts FROM inbox WHERE update_id = ?", (update_id,))[0]["state"] == "failed"
+    )
+    assert jobs_of(app, RU) == []
+    assert telegram.texts(RU.id)[-1].startswith("Простите, не получилось обработать это сообщение")
