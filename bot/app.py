@@ -16,7 +16,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
 from bot.chat_action import show_progress
 from bot.commands import set_commands
 from bot.delivery import DeliveryLoop
-from bot.forget import Forgetter
+from bot.forget import Forgetter, sweep_orphans
 from bot.handlers import get_routers
 from bot.inbox import InboxProcessor, UpdatePoller
 from bot.intake import Intake
@@ -91,6 +91,7 @@ async def _serve(bot: Bot, db: aiosqlite.Connection, settings: BotSettings, star
         await set_commands(bot, texts)
     except TelegramAPIError as error:
         log.warning("set_my_commands failed: %s", error)
+    await sweep_orphans(db, settings.data_dir)
     processor = InboxProcessor(dispatcher, bot, store)
     poller = UpdatePoller(
         bot,

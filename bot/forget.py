@@ -8,9 +8,9 @@ Jobs still queued or running are cancelled first. A running job learns of it at 
 progress report, but a worker may still write a last file (a stylize job saves its pictures before it
 reports; a train job its LoRA): its finish() is refused, because the row is gone, yet the file lands.
 So the same paths are deleted again a few times over the following minutes (`lease_s` and later),
-while such a late write can still happen. That sweep lives in memory: if the bot restarts in those
-minutes, a late file can stay on disk; nothing in the database points to it and nobody can ask for it
-(portraits only use users.lora, which /forget cleared).
+while such a late write can still happen. The worker itself also deletes results/<job id> when its
+outcome is refused. Should the bot restart within those minutes, `sweep_orphans` at start-up removes any
+folder whose user or job no longer exists.
 """
 
 from __future__ import annotations
@@ -90,6 +90,26 @@ class Forgetter:
             if training is None:
                 paths.append(self.data_dir / "loras" / str(user_id))
             await asyncio.to_thread(delete_paths, paths)
+
+
+async def sweep_orphans(db: aiosqlite.Connection, data_dir: Path) -> list[Path]:
+    """Folders of users and jobs that no longer exist (a /forget whose late sweep a restart cut short)."""
+    users = {r[0] for r in await (await db.execute("SELECT id FROM users")).fetchall()}
+    jobs = {r[0] for r in await (await db.execute("SELECT id FROM jobs")).fetchall()}
+    owners = [(data_dir / d, users) for d in USER_DIRS] + [(data_dir / "results", jobs)]
+    orphans = await asyncio.to_thread(_orphans, owners)
+    if orphans:
+        await asyncio.to_thread(delete_paths, orphans)
+        log.info("deleted %s folders of forgotten users and jobs", len(orphans))
+    return orphans
+
+
+def _orphans(owners: list[tuple[Path, set[int]]]) -> list[Path]:
+    found = []
+    for parent, alive in owners:
+        if parent.is_dir():
+            found += [p for p in parent.iterdir() if p.name.isdigit() and int(p.name) not in alive]
+    return found
 
 
 def delete_paths(paths: list[Path]) -> None:

@@ -7,6 +7,7 @@ seconds) or, for long jobs that report progress, is released back to the queue w
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
 import threading
 import time
@@ -194,6 +195,9 @@ class Worker:
                 self._stopped(ctx)
             elif self.queue.finish(job.id, result):
                 log.info("job %s (%s) done in %.2fs", job.id, job.kind, time.perf_counter() - started)
+            else:  # cancelled or deleted while it ran
+                log.info("job %s finished but is no longer wanted", job.id)
+                self._discard_results(ctx)
         finally:
             heartbeat.done.set()
             heartbeat.join()
@@ -203,6 +207,11 @@ class Worker:
             log.info("job %s released on shutdown", ctx.job.id)
         else:
             log.info("job %s stopped: cancelled", ctx.job.id)
+        self._discard_results(ctx)
+
+    def _discard_results(self, ctx: JobContext) -> None:
+        """Pictures of a job nobody wants any more (cancelled, or its user said /forget) are not kept."""
+        shutil.rmtree(self.settings.data_dir / "results" / str(ctx.job.id), ignore_errors=True)
 
     def _run_with_oom_retry(self, ctx: JobContext) -> dict[str, Any]:
         handler = resolve_handler(ctx.job.kind)

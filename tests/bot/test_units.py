@@ -215,3 +215,24 @@ def test_help_lists_the_settings(tmp_path):
         and "MAX_JOBS_PER_USER" in result.stdout
         and "TELEGRAM_API_BASE" in result.stdout
     )
+
+
+async def test_start_up_sweep_deletes_only_folders_of_users_and_jobs_that_are_gone(tmp_path):
+    from bot.forget import sweep_orphans
+    from jobs.aio import AsyncJobQueue, open_db
+
+    db = await open_db(tmp_path / "artbooth.sqlite3")
+    try:
+        await db.execute("INSERT INTO users (id, chat_id, created_at) VALUES (7, 7, 0)")
+        kept_job, _ = await AsyncJobQueue(db).enqueue("stylize", user_id=7)
+        kept = [tmp_path / d / "7" for d in ("uploads", "selfies", "loras")] + [
+            tmp_path / "results" / str(kept_job)
+        ]
+        gone = [tmp_path / d / "8" for d in ("uploads", "selfies", "loras")] + [tmp_path / "results" / "999"]
+        for folder in kept + gone:
+            folder.mkdir(parents=True)
+            (folder / "file.jpg").write_bytes(b"x")
+        assert sorted(await sweep_orphans(db, tmp_path)) == sorted(gone)
+        assert all(f.exists() for f in kept) and not any(f.exists() for f in gone)
+    finally:
+        await db.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,9 @@ def buggy(ctx: JobContext, job) -> dict:
 
 
 def stops_when_told(ctx: JobContext, job) -> dict:
+    from PIL import Image
+
+    ctx.save_image(Image.new("RGB", (8, 8)), "00_partial.jpg")  # written before the stop is noticed
     ctx.worker.stopping = job.payload.get("sigterm", False)
     if job.payload.get("cancel"):
         ctx.queue.cancel(job.id)
@@ -74,9 +78,25 @@ def test_a_bug_fails_the_job_and_the_worker_goes_on(worker: Worker) -> None:
     assert worker.queue.get(good).state is JobState.DONE
 
 
-def test_a_cancelled_job_is_not_recorded_as_done(worker: Worker) -> None:
+def test_a_cancelled_job_is_not_recorded_as_done_and_leaves_no_pictures(worker: Worker) -> None:
     job_id = run_one(worker, "stops_when_told", {"cancel": True})
     assert worker.queue.get(job_id).state is JobState.CANCELLED
+    assert not (worker.settings.data_dir / "results" / str(job_id)).exists()
+
+
+def test_a_job_deleted_while_it_ran_leaves_no_pictures(worker: Worker, monkeypatch) -> None:
+    def deleted_meanwhile(ctx: JobContext, job) -> dict:
+        from PIL import Image
+
+        path = ctx.save_image(Image.new("RGB", (8, 8)), "00_x.jpg")
+        ctx.queue.conn.execute("DELETE FROM jobs WHERE id = ?", (job.id,))  # the user said /forget
+        return {"images": [{"path": path}]}
+
+    monkeypatch.setattr(sys.modules[__name__], "deleted_meanwhile", deleted_meanwhile, raising=False)
+    monkeypatch.setitem(handlers.HANDLERS, "deleted_meanwhile", f"{__name__}:deleted_meanwhile")
+    job_id = run_one(worker, "deleted_meanwhile", {})
+    assert worker.queue.get(job_id) is None
+    assert not (worker.settings.data_dir / "results" / str(job_id)).exists()
 
 
 def test_a_job_stopped_by_sigterm_goes_back_to_the_queue_without_spending_an_attempt(worker: Worker) -> None:
