@@ -59,6 +59,7 @@ TRAIN_EN = {
         "After that /me paints you anywhere."
     ),
     "me_queued": "🎨 Painting you: {scene}…",
+    "me_english_hint": "Tip: the painter understands scenes best in English, e.g. /me on the moon, or pick one with /portrait.",
     "portrait_menu": "Choose a scene:",
     "portrait_caption": "🧑‍🎨 {scene}",
     "forget_confirm": (
@@ -136,6 +137,7 @@ TRAIN_RU = {
         "После этого /me нарисует вас где угодно."
     ),
     "me_queued": "🎨 Рисую вас: {scene}…",
+    "me_english_hint": "Совет: художник лучше понимает сцены по-английски, например /me on the moon, или выберите готовую: /portrait.",
     "portrait_menu": "Выберите сцену:",
     "portrait_caption": "🧑‍🎨 {scene}",
     "forget_confirm": (

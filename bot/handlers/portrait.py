@@ -6,6 +6,7 @@ the worker refuses any other path (inference/portrait.py).
 
 from __future__ import annotations
 
+import re
 from html import escape
 
 from aiogram import F, Router
@@ -23,6 +24,7 @@ from inference.scenes import PORTRAIT_SCENES, SCENES_BY_ID
 from jobs.aio import AsyncJobQueue
 
 PORTRAITS = 4
+CYRILLIC = re.compile("[\u0400-\u04ff]")  # SD's text encoder knows English; Russian words reach it as noise
 
 
 def scene_prompt(words: str) -> str:
@@ -72,7 +74,12 @@ async def queue_portrait(
         dedup_key=dedup_key,
     )
     await store.add_delivery(job_id, reply_to)
-    return texts(lang, "me_queued", scene=escape(title)) if created else None
+    if not created:
+        return None
+    reply = texts(lang, "me_queued", scene=escape(title))
+    if CYRILLIC.search(scene):  # preset scenes arrive here as English prompts; free text may not
+        reply += "\n\n" + texts(lang, "me_english_hint")
+    return reply
 
 
 async def me(message: Message, command: CommandObject, event_update: Update, lang: str, **deps) -> None:

@@ -218,10 +218,14 @@ async def test_progress_ready_portraits_and_privacy(app, telegram, selfies):
     await say(app, telegram, user, text="/portrait")
     assert "scene:moon" in buttons(telegram, user.id) and len(buttons(telegram, user.id)) == 10
     await tap(app, telegram, user, "scene:acropolis")
+    await say(app, telegram, user, text="/me в космосе")  # free Russian text: queued, with a tip
+    assert telegram.texts(user.id)[-1].startswith(
+        "🎨 Рисую вас: в космосе…\n\nСовет: художник лучше понимает"
+    )
     await say(app, telegram, other, text="/me on the moon")  # another user: their own (missing) LoRA
     assert telegram.texts(other.id)[-1].startswith("First I need to learn your face")
     portraits = app.sql("SELECT * FROM jobs WHERE kind = 'portrait' ORDER BY id")
-    assert [json.loads(j["payload"])["lora"] for j in portraits] == [f"loras/{user.id}/lora.safetensors"] * 2
+    assert [json.loads(j["payload"])["lora"] for j in portraits] == [f"loras/{user.id}/lora.safetensors"] * 3
     assert json.loads(portraits[1]["payload"])["scene"].startswith("at the Acropolis")
     assert all(j["priority"] == 10 and j["user_id"] == user.id for j in portraits)
 
