@@ -103,6 +103,15 @@ def _repeat(
     return [timer(fn) for _ in range(max(1, iters))]
 
 
+def _peaks(torch, device) -> tuple[float | None, float | None]:
+    if device.type != "cuda":
+        return None, None
+    gib = 2**30
+    return round(torch.cuda.max_memory_allocated(device) / gib, 3), round(
+        torch.cuda.max_memory_reserved(device) / gib, 3
+    )
+
+
 def run_bench(args: argparse.Namespace) -> int:
     import diffusers
     import torch
@@ -128,6 +137,7 @@ def run_bench(args: argparse.Namespace) -> int:
         torch.cuda.synchronize()
     load_s = time.perf_counter() - t0
 
+    resident_gib = round(torch.cuda.memory_allocated(device) / 2**30, 3) if device.type == "cuda" else None
     photo = bench_photo(models.resolution)
     timer = Timer(device)
     caption = models.captioner.caption([photo])[0]
@@ -144,9 +154,13 @@ def run_bench(args: argparse.Namespace) -> int:
             caption=None if with_caption else caption,
         )
 
+    first_job = timer(album)  # the first album: cuDNN autotuning, and compiling under ARTBOOTH_COMPILE=1
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)  # from here: resident weights + one album at a time
     caption_runs = _repeat(timer, lambda: models.captioner.caption([photo]), args.iters, args.warmup)
     stylize_runs = _repeat(timer, lambda: album(with_caption=False), args.iters, args.warmup)
     job_runs = _repeat(timer, album, args.iters, args.warmup)
+    album_peak = _peaks(torch, device)
     throughput = {}
     for v in args.variants:
         runs = _repeat(timer, lambda v=v: album(variants=v), max(1, args.iters // 2), args.warmup)
@@ -170,6 +184,7 @@ def run_bench(args: argparse.Namespace) -> int:
         "denoising_steps": int(args.steps * args.strength),
         "iters": args.iters,
         "load_s": round(load_s, 3),
+        "first_job_s": round(first_job[0], 3),
         "caption": caption,
         "caption_s": _median(caption_runs, 0),
         "stylize_4_s": _median(stylize_runs, 0),
@@ -180,12 +195,11 @@ def run_bench(args: argparse.Namespace) -> int:
         "images_per_s": max(
             [*throughput.values(), round(len(ARTISTS) / statistics.median(r[0] for r in job_runs), 3)]
         ),
-        "peak_allocated_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
-        if device.type == "cuda"
-        else None,
-        "peak_reserved_gib": round(torch.cuda.max_memory_reserved(device) / 2**30, 3)
-        if device.type == "cuda"
-        else None,
+        "resident_gib": resident_gib,  # base + caption + vqa weights
+        "peak_allocated_gib": album_peak[0],  # ... while running 4-picture albums (a worker's load)
+        "peak_reserved_gib": album_peak[1],
+        "peak_allocated_gib_throughput": _peaks(torch, device)[0],  # ... incl. the largest batch above
+        "peak_reserved_gib_throughput": _peaks(torch, device)[1],
     }
     text = json.dumps(report, indent=2)
     print(text)

@@ -157,3 +157,14 @@ def test_captioner_is_batched_deterministic_and_clean(tiny_models) -> None:
     assert len(first) == 2 and first == tiny_models.captioner.caption(images)
     for text in first:
         assert text == text.lower().strip() and "[" not in text and "  " not in text and text
+
+
+def test_greedy_decoder_matches_transformers_generate(tiny_models) -> None:
+    cap = tiny_models.captioner
+    images = [Image.new("RGB", (128, 128), c) for c in ((200, 30, 30), (10, 10, 10))]
+    ours = cap.generate_ids(images)
+    with torch.inference_mode():
+        ref = cap.model.generate(
+            **cap._inputs(images), do_sample=False, num_beams=1, max_new_tokens=cap.max_new_tokens
+        )
+    assert torch.equal(ours[:, : ref.shape[1]], ref)
