@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
 import torch
 from PIL import Image
+
+log = logging.getLogger(__name__)
 
 FALLBACK_CAPTION = "a portrait of a person"
 # BLIP-large captions best when conditioned on this prefix; it is stripped from the answer.
@@ -47,26 +50,36 @@ class GreedyDecoder:
         self.text_decoder = text_decoder
         self.pad_id = pad_id
         self.use_graphs = use_graphs
-        self._graphs: dict[tuple, tuple] = {}  # (batch, length, image tokens) -> (graph, ids, pos, embeds)
+        self._graphs: dict[tuple, tuple] = {}  # shapes -> (graph, ids, pos, embeds, mask)
 
-    def _step(self, ids: torch.Tensor, pos: torch.Tensor, embeds: torch.Tensor) -> None:
+    @staticmethod
+    def causal_mask(batch: int, length: int, dtype: torch.dtype, device) -> torch.Tensor:
+        """A ready 4D additive mask: transformers then builds none itself (its builder copies a CPU
+        tensor to the GPU, which a CUDA graph capture refuses)."""
+        mask = torch.full((length, length), torch.finfo(dtype).min, dtype=dtype, device=device).triu(1)
+        return mask.view(1, 1, length, length).expand(batch, 1, length, length)
+
+    def _step(self, ids: torch.Tensor, pos: torch.Tensor, embeds: torch.Tensor, mask: torch.Tensor) -> None:
         logits = self.text_decoder(
-            input_ids=ids, encoder_hidden_states=embeds, use_cache=False, return_dict=True
+            input_ids=ids,
+            attention_mask=mask,
+            encoder_hidden_states=embeds,
+            use_cache=False,
+            return_dict=True,
         ).logits
         at = pos.view(1, 1, 1).expand(ids.shape[0], 1, logits.shape[-1])
         nxt = logits.gather(1, at).squeeze(1).argmax(-1, keepdim=True)
         ids.scatter_(1, (pos + 1).view(1, 1).expand(ids.shape[0], 1), nxt)
         pos.add_(1)
 
-    def _graph(self, ids: torch.Tensor, pos: torch.Tensor, embeds: torch.Tensor):
+    def _graph(self, ids: torch.Tensor, pos: torch.Tensor, embeds: torch.Tensor, mask: torch.Tensor):
         key = (*ids.shape, *embeds.shape[1:], embeds.dtype)
         if key not in self._graphs:
-            static = (ids.clone(), pos.clone(), embeds.clone())
+            static = (ids.clone(), pos.clone(), embeds.clone(), mask)
             stream = torch.cuda.Stream()
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):  # warm-up outside the graph, as capture requires
-                warm = (static[0].clone(), static[1].clone(), static[2])
-                self._step(*warm)
+                self._step(static[0].clone(), static[1].clone(), static[2], mask)
             torch.cuda.current_stream().wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
@@ -81,16 +94,22 @@ class GreedyDecoder:
         ids = torch.full((batch, start + max_new_tokens), self.pad_id, dtype=torch.long, device=prompt.device)
         ids[:, :start] = prompt
         pos = torch.full((1,), start - 1, dtype=torch.long, device=prompt.device)
+        mask = self.causal_mask(batch, ids.shape[1], embeds.dtype, embeds.device)
         if self.use_graphs:
-            graph, s_ids, s_pos, s_embeds = self._graph(ids, pos, embeds)
-            s_ids.copy_(ids)
-            s_pos.copy_(pos)
-            s_embeds.copy_(embeds)
-            for _ in range(max_new_tokens):
-                graph.replay()
-            return s_ids.clone()
+            try:
+                graph, s_ids, s_pos, s_embeds, _ = self._graph(ids, pos, embeds, mask)
+            except RuntimeError as exc:  # a transformers version whose decoder cannot be captured
+                log.warning("BLIP decoding without CUDA graphs: %s", str(exc).splitlines()[0])
+                self.use_graphs = False
+            else:
+                s_ids.copy_(ids)
+                s_pos.copy_(pos)
+                s_embeds.copy_(embeds)
+                for _ in range(max_new_tokens):
+                    graph.replay()
+                return s_ids.clone()
         for _ in range(max_new_tokens):
-            self._step(ids, pos, embeds)
+            self._step(ids, pos, embeds, mask)
             if bool((ids[:, start:] == eos_id).any(-1).all()):  # eager: stop once every caption ended
                 break
         return ids

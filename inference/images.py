@@ -163,7 +163,9 @@ def prepare_for_sd(
     if max(w, h) * scale > max_long_side:
         scale = max_long_side / max(w, h)
     nw, nh = max(multiple, round(w * scale)), max(multiple, round(h * scale))
-    resized = img.resize((nw, nh), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    resized = (
+        img if (nw, nh) == img.size else img.resize((nw, nh), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    )
     cw, ch = max(multiple, nw // multiple * multiple), max(multiple, nh // multiple * multiple)
     left, top = (nw - cw) // 2, (nh - ch) // 2
     return resized.crop((left, top, left + cw, top + ch))
