@@ -148,11 +148,12 @@ def _quiet_loading() -> None:
 def _configure_cuda(pipe) -> None:
     """Cheap CUDA speedups, measured on an H100 (sd15-random, batch 8 at 64x64 latents, fp16).
 
-    fp16 weights and SDPA attention are the base. TF32 and cuDNN autotuning are free. channels_last
-    made the UNet, VAE encode and decode 8-20% *slower* here (torch 2.11), and fused QKV projections
-    did not help either, so both stay off (ARTBOOTH_CHANNELS_LAST=1 turns the first on). torch.compile
-    cut a UNet step from 31 to 22 ms but costs a minute at start-up and recompiles for new shapes, so it
-    is opt-in: ARTBOOTH_COMPILE=1 (the first job of each new shape then pays for compiling).
+    fp16 weights and SDPA attention are the base; TF32 and cuDNN autotuning are free. channels_last
+    made the UNet, VAE encode and decode 8-20% *slower* here (torch 2.11) and fused QKV projections did
+    not help, so both stay off (ARTBOOTH_CHANNELS_LAST=1 turns the first on). The big win is CUDA
+    graphs (stylize.GraphedUNet, captioner.GreedyDecoder): this host launches kernels about as fast as
+    the GPU runs them. torch.compile (ARTBOOTH_COMPILE=1) cuts a UNet step from 28.5 to 22 ms more, but
+    its first album takes 75-105 s and each new shape recompiles, so it is opt-in.
     """
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True

@@ -128,6 +128,8 @@ def test_bench_on_tiny_writes_every_key(tiny_settings, tmp_path: Path, monkeypat
         "stylize_4_gpu_s",
         "job_4_s",
         "job_4_gpu_s",
+        "first_job_s",
+        "resident_gib",
         "images_per_s",
         "images_per_s_by_batch",
         "peak_allocated_gib",
