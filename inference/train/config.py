@@ -30,6 +30,9 @@ class TrainConfig:
     resolution: int | None = None  # None: the models' resolution
     mixed_precision: str = "auto"  # auto (fp16 autocast on CUDA, fp32 on CPU) | no
     gradient_checkpointing: bool = False
+    # On CUDA, the UNet's forward+backward replayed as CUDA graphs: a step is ~3,800 kernel launches and
+    # the profile showed the GPU idle 3/4 of the time waiting for the host. Falls back to eager if capture fails.
+    cuda_graphs: bool = True
     max_grad_norm: float = 1.0
     weight_decay: float = 1e-4
     flip_p: float = 0.5

@@ -36,8 +36,9 @@ class LatentPool:
         return self.mean.shape[0]
 
     def sample(self, indices: torch.Tensor, flips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        mean = self.mean[indices, flips.long()]
-        std = self.std[indices, flips.long()]
+        indices, flips = _to_device(indices, self.mean.device), _to_device(flips.long(), self.mean.device)
+        mean = self.mean[indices, flips]
+        std = self.std[indices, flips]
         noise = torch.randn(mean.shape, generator=generator, device=generator.device).to(
             mean.device, mean.dtype
         )
@@ -45,6 +46,13 @@ class LatentPool:
 
     def to(self, device: torch.device, dtype: torch.dtype) -> LatentPool:
         return LatentPool(self.mean.to(device, dtype), self.std.to(device, dtype))
+
+
+def _to_device(index: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """CPU index tensors to the GPU without a host sync (a pageable copy would wait for the GPU)."""
+    if device.type != "cuda":
+        return index
+    return index.pin_memory().to(device, non_blocking=True)
 
 
 @torch.no_grad()

@@ -8,6 +8,7 @@ remove the adapter so nothing leaks into later jobs.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from inference.train.config import TrainConfig
 from inference.train.dataset import DreamBoothBatches, class_latents, encode_images
 from inference.train.lora_io import save_lora
 
+log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 1.0
 CLASS_PHASE = 0.2  # share of the progress bar the class images take when they must be generated
 
@@ -107,8 +109,42 @@ def _prompt_embeddings(pipe, prompt: str) -> torch.Tensor:
 
 def _autocast(device: torch.device, dtype: torch.dtype, cfg: TrainConfig):
     if cfg.mixed_precision == "auto" and device.type == "cuda" and dtype in (torch.float16, torch.bfloat16):
-        return torch.autocast("cuda", dtype=dtype)
+        # No weight-cast cache: CUDA graph capture requires it off, and each step is a new region anyway.
+        return torch.autocast("cuda", dtype=dtype, cache_enabled=False)
     return contextlib.nullcontext()
+
+
+class _UNetStep(torch.nn.Module):
+    """noise prediction as a plain tensor function (what CUDA graph capture needs)."""
+
+    def __init__(self, unet):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, noisy: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        return self.unet(noisy, t, emb, return_dict=False)[0]
+
+
+def _unet_forward(unet, cfg: TrainConfig, device: torch.device, sample: tuple[torch.Tensor, ...]):
+    """The UNet call the loop uses: CUDA-graphed on CUDA when possible, else eager.
+
+    The graph holds the UNet's weights and the training adapter by address, so it lives only for this
+    training run; interactive jobs that run in between use the UNet itself, never the graph.
+    """
+    step = _UNetStep(unet)
+    if not (cfg.cuda_graphs and device.type == "cuda" and not cfg.train_text_encoder):
+        return step
+    try:
+        with _autocast(device, unet.dtype, cfg):
+            graphed = torch.cuda.make_graphed_callables(
+                step, sample, num_warmup_iters=3, allow_unused_input=True
+            )
+        log.info("training step captured as CUDA graphs")
+        return graphed
+    except Exception as error:  # an op that cannot be captured: correct, just slower
+        log.warning("CUDA graph capture failed (%s: %s); training eagerly", type(error).__name__, error)
+        torch.cuda.synchronize(device)
+        return _UNetStep(unet)
 
 
 def train_lora(
@@ -198,6 +234,17 @@ def train_lora(
             "cuda", enabled=device.type == "cuda" and dtype == torch.float16 and cfg.mixed_precision == "auto"
         )
         noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)
+        per_step = cfg.batch_size * (2 if class_pool is not None else 1)
+        latent_side = res // 8
+        sample = (
+            torch.randn(per_step, 4, latent_side, latent_side, device=device, dtype=unet.dtype),
+            torch.randint(0, 1000, (per_step,), device=device),
+            torch.randn(
+                per_step, *frozen_embeddings[cfg.instance_prompt].shape[1:], device=device, dtype=unet.dtype
+            ),
+        )
+        forward = _unet_forward(unet, cfg, device, sample)
+        optimizer.zero_grad(set_to_none=True)  # graph warm-up ran backward passes on the sample
 
         # 4. the loop
         loop_started = time.perf_counter()
@@ -206,7 +253,7 @@ def train_lora(
             gate.maybe_yield()
             loss = _train_step(
                 pipe,
-                unet,
+                forward,
                 batches,
                 frozen_embeddings,
                 cfg,
@@ -275,7 +322,7 @@ def train_lora(
 
 
 def _train_step(
-    pipe, unet, batches, embeddings, cfg, noise_schedule, noise_gen, optimizer, lr_schedule, scaler, params
+    pipe, forward, batches, embeddings, cfg, noise_schedule, noise_gen, optimizer, lr_schedule, scaler, params
 ) -> torch.Tensor:
     instance, prior = batches.next()
     latents = instance if prior is None else torch.cat([instance, prior])
@@ -293,7 +340,8 @@ def _train_step(
     else:
         target = noise
     n = instance.shape[0]
-    with _autocast(latents.device, unet.dtype, cfg):
+    dtype = pipe.unet.dtype  # the frozen base's (half precision on CUDA)
+    with _autocast(latents.device, dtype, cfg):
         if cfg.train_text_encoder:
             instance_emb = _prompt_embeddings(pipe, cfg.instance_prompt)
             class_emb = _prompt_embeddings(pipe, cfg.class_prompt)
@@ -302,7 +350,7 @@ def _train_step(
         emb = instance_emb.expand(n, -1, -1)
         if prior is not None:
             emb = torch.cat([emb, class_emb.expand(prior.shape[0], -1, -1)])
-        pred = unet(noisy.to(unet.dtype), t, emb.to(unet.dtype)).sample
+        pred = forward(noisy.to(dtype), t, emb.to(dtype))
     pred, target = pred.float(), target.float()
     loss = F.mse_loss(pred[:n], target[:n])
     if prior is not None:
