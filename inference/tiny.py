@@ -420,16 +420,24 @@ def ensure_built(preset: str, role: str, models_dir: Path, device: str = "cpu") 
     """Build `<models_dir>/<preset>/<role>/` unless a complete, current build is already there."""
     spec = SPECS[preset]
     final = Path(models_dir) / preset / role
-    fingerprint = spec.fingerprint()
+    return build_atomically(
+        final, spec.fingerprint(), lambda tmp: BUILDERS[role](spec, tmp, device), preset=preset, role=role
+    )
+
+
+def build_atomically(final: Path, fingerprint: str, build: Callable[[Path], None], **meta: str) -> Path:
+    """Run `build(tmp)` in a temporary sibling, mark it complete, rename it into place.
+
+    A crash never leaves half a model behind, two processes building at once both end with one complete
+    folder, and a build whose fingerprint changed (a builder was edited) is redone.
+    """
     if _is_complete(final, fingerprint):
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{role}.building.", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.building.", dir=final.parent))
     try:
-        BUILDERS[role](spec, tmp, device)
-        (tmp / ".complete").write_text(
-            json.dumps({"fingerprint": fingerprint, "preset": preset, "role": role})
-        )
+        build(tmp)
+        (tmp / ".complete").write_text(json.dumps({"fingerprint": fingerprint, **meta}))
         _move_into_place(tmp, final, fingerprint)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

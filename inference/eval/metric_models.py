@@ -9,10 +9,6 @@ are small next to SD, so benchmarks lose nothing by loading the real ones.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +16,12 @@ from pathlib import Path
 import torch
 
 from inference.settings import InferenceSettings
+from inference.tiny import build_atomically
 
 REAL_IDS = {
     "clip": "openai/clip-vit-large-patch14",
     "dino": "facebook/dino-vits16",
 }
-_MARKER = ".artbooth-built"
 
 
 @dataclass
@@ -68,23 +64,9 @@ def load_dino(settings: InferenceSettings, device: torch.device | str = "cpu") -
 # ---- tiny twins --------------------------------------------------------------------------------
 
 
-def build_once(target: Path, build: Callable[[Path], None]) -> None:
-    """Build into a temporary sibling, mark it complete, then rename: a crash never leaves half a model."""
-    if (target / _MARKER).is_file():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        build(tmp)
-        (tmp / _MARKER).write_text(json.dumps({"built_by": __name__}), encoding="utf-8")
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process won the race (target now exists and is complete)
-            if not (target / _MARKER).is_file():
-                shutil.rmtree(target, ignore_errors=True)
-                os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def build_once(target: Path, build: Callable[[Path], None]) -> Path:
+    """A metric twin, built once with the same crash-safe build as the generation models' twins."""
+    return build_atomically(target, f"{__name__}/{target.name}", build)
 
 
 def _byte_vocab() -> dict[str, int]:
