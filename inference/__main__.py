@@ -17,7 +17,8 @@ import sys
 
 from inference.settings import InferenceSettings
 
-# (module, function adding the subparser): imported only when present, so the worker needs no eval code.
+# (module, function adding the subparser). These modules import torch and the rest lazily, inside
+# their run functions, so building the parser stays cheap.
 SUBCOMMANDS = (
     ("inference.cli_stylize", "add_stylize_parser"),
     ("inference.bench", "add_bench_parser"),
@@ -71,13 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     add_worker_parser(subparsers)
     for module_name, adder in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name and module_name.startswith(error.name):
-                continue  # that tool is not part of this build
-            raise
-        getattr(module, adder)(subparsers)
+        getattr(importlib.import_module(module_name), adder)(subparsers)
     return parser
 
 
