@@ -143,8 +143,13 @@ def portrait(
     steps: int = STEPS,
     negative: str = NEGATIVE,
     owner: str = "cli",
+    max_batch: int | None = None,
 ) -> PortraitResult:
-    """`n` portraits of the LoRA's subject in `scene`; seeds seed, seed+1, … (one generator per image)."""
+    """`n` portraits of the LoRA's subject in `scene`; seeds seed, seed+1, … (one generator per image).
+
+    `max_batch` splits the images into smaller UNet batches (the worker's retry after running out of GPU
+    memory); each image keeps its own generator, so the split does not change which pictures come out.
+    """
     if not 1 <= n <= 8:
         raise JobError(BAD_REQUEST, "n must be between 1 and 8")
     if not scene or not scene.strip():
@@ -155,16 +160,20 @@ def portrait(
     prompt = build_prompt(scene, token or info.token, cls or info.cls)
     pipe = models.txt2img
     generators = [torch.Generator(device=models.device).manual_seed(seed + i) for i in range(n)]
+    chunk = max(1, min(n, max_batch or n))
+    images = []
     with cache.only(name, lora_scale), torch.inference_mode():
-        images = pipe(
-            [prompt] * n,
-            negative_prompt=[negative] * n,
-            height=models.resolution,
-            width=models.resolution,
-            num_inference_steps=steps,
-            guidance_scale=guidance,
-            generator=generators,
-        ).images
+        for start in range(0, n, chunk):
+            part = generators[start : start + chunk]
+            images += pipe(
+                [prompt] * len(part),
+                negative_prompt=[negative] * len(part),
+                height=models.resolution,
+                width=models.resolution,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                generator=part,
+            ).images
     return PortraitResult(prompt, images, time.perf_counter() - started, seed)
 
 
@@ -207,6 +216,7 @@ def run_portrait_job(ctx, job: Job) -> dict[str, Any]:
         n=int(payload.get("n", 4)),
         seed=seed,
         owner=str(job.user_id if job.user_id is not None else "anon"),
+        max_batch=ctx.max_batch,
     )
     images = [{"path": ctx.save_image(image, f"{i:02d}.jpg")} for i, image in enumerate(result.images)]
     return {"prompt": result.prompt, "images": images, "seconds": round(result.seconds, 3), "seed": seed}

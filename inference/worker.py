@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import shutil
 import signal
+import sqlite3
 import threading
 import time
 import traceback
@@ -16,13 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from inference.handlers import HANDLERS, INTERACTIVE_PRIORITY, resolve_handler
 from inference.settings import InferenceSettings
 from jobs import JobQueue
 from jobs.errors import INTERNAL, OUT_OF_MEMORY, JobError
-from jobs.models import Job
+from jobs.models import Job, JobState
 
 log = logging.getLogger("artbooth.worker")
+BATCHED_KINDS = ("stylize", "portrait")  # kinds whose handlers honour ctx.max_batch
 
 
 class JobStopped(Exception):
@@ -61,7 +65,7 @@ class JobContext:
         """Write an image under results/<job id>/ atomically; returns its path relative to DATA_DIR."""
         target = self.result_dir / name
         tmp = target.with_name(f".{name}.tmp")
-        image.save(tmp, format="JPEG" if name.endswith(".jpg") else None, quality=93)
+        image.save(tmp, format=Image.registered_extensions()[target.suffix.lower()], quality=93)
         tmp.replace(target)
         return target.relative_to(self.data_dir).as_posix()
 
@@ -92,10 +96,15 @@ class _Heartbeat(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
-        queue = JobQueue(self.db_path, worker_id=self.worker_id, lease_s=self.lease_s)
+        queue = JobQueue(self.db_path, worker_id=self.worker_id, lease_s=self.lease_s, migrate_schema=False)
         try:
             while not self.done.wait(self.lease_s / 3):
-                if not queue.heartbeat(self.ctx.job.id):
+                try:
+                    ours = queue.heartbeat(self.ctx.job.id)
+                except sqlite3.Error as error:  # e.g. locked past busy_timeout: try again next beat
+                    log.warning("job %s: heartbeat failed (%s), retrying", self.ctx.job.id, error)
+                    continue
+                if not ours:
                     self.ctx.cancelled = True
                     return
         finally:
@@ -210,8 +219,14 @@ class Worker:
         self._discard_results(ctx)
 
     def _discard_results(self, ctx: JobContext) -> None:
-        """Pictures of a job nobody wants any more (cancelled, or its user said /forget) are not kept."""
-        shutil.rmtree(self.settings.data_dir / "results" / str(ctx.job.id), ignore_errors=True)
+        """Pictures of a job nobody wants any more (cancelled, or its user said /forget) are not kept.
+
+        Only then: a job whose lease lapsed may have been finished by another worker into the same folder,
+        and a released job will be run again.
+        """
+        job = self.queue.get(ctx.job.id)
+        if job is None or job.state is JobState.CANCELLED:
+            shutil.rmtree(self.settings.data_dir / "results" / str(ctx.job.id), ignore_errors=True)
 
     def _run_with_oom_retry(self, ctx: JobContext) -> dict[str, Any]:
         handler = resolve_handler(ctx.job.kind)
@@ -220,6 +235,9 @@ class Worker:
         except Exception as error:
             if not _is_oom(error):
                 raise
+            if ctx.job.kind not in BATCHED_KINDS:  # training has no batch to halve: retrying would OOM again
+                _free_cuda_memory()
+                raise JobError(OUT_OF_MEMORY, "the GPU ran out of memory for this job") from error
             # One retry with half the batch; a second OOM fails the job with a stable code.
             log.warning("job %s: out of memory, retrying with a smaller batch", ctx.job.id)
             _free_cuda_memory()

@@ -34,11 +34,17 @@ def default_worker_id() -> str:
 
 class JobQueue:
     def __init__(
-        self, db_path: str | Path, *, worker_id: str | None = None, lease_s: float = DEFAULT_LEASE_S
+        self,
+        db_path: str | Path,
+        *,
+        worker_id: str | None = None,
+        lease_s: float = DEFAULT_LEASE_S,
+        migrate_schema: bool = True,
     ):
         self.db_path = Path(db_path)
         self.conn = connect(self.db_path)
-        migrate(self.conn)
+        if migrate_schema:  # False for helper connections of a process that already migrated
+            migrate(self.conn)
         self.worker_id = worker_id or default_worker_id()
         self.lease_s = lease_s
 

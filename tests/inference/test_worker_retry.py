@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from inference import handlers
+from inference import worker as worker_module
 from inference.settings import InferenceSettings
 from inference.worker import JobContext, Worker
 from jobs import JobQueue, JobState
@@ -43,6 +44,7 @@ def stops_when_told(ctx: JobContext, job) -> dict:
 def worker(tmp_path: Path, monkeypatch) -> Worker:
     for name in ("oom_until_small", "buggy", "stops_when_told"):
         monkeypatch.setitem(handlers.HANDLERS, name, f"{__name__}:{name}")
+    monkeypatch.setattr(worker_module, "BATCHED_KINDS", (*worker_module.BATCHED_KINDS, "oom_until_small"))
     CALLS.clear()
     settings = InferenceSettings(data_dir=tmp_path, models="tiny", device="cpu")
     return Worker(settings, models=object(), lease_s=5)
@@ -106,3 +108,30 @@ def test_a_job_stopped_by_sigterm_goes_back_to_the_queue_without_spending_an_att
     job = worker.queue.get(job_id)
     assert job.state is JobState.QUEUED and job.attempts == 0
     assert JobQueue(worker.settings.db_path).claim() is not None  # another worker can take it
+
+
+def test_a_kind_without_a_batch_is_not_retried_after_out_of_memory(worker: Worker, monkeypatch) -> None:
+    monkeypatch.setitem(handlers.HANDLERS, "unbatched", f"{__name__}:oom_until_small")
+    job_id = run_one(worker, "unbatched", {"fits": 2})
+    assert CALLS == [None]  # the same allocation again would only fail again
+    assert worker.queue.get(job_id).error_code == "out_of_memory"
+
+
+def finished_elsewhere(ctx: JobContext, job) -> dict:
+    """This worker stalled past its lease; another claimed the job and finished it into the same folder."""
+    from PIL import Image
+
+    path = ctx.save_image(Image.new("RGB", (8, 8)), "00_x.jpg")
+    ctx.queue.conn.execute(
+        "UPDATE jobs SET worker = 'other', state = 'done', result = ? WHERE id = ?",
+        (f'{{"images": [{{"path": "{path}"}}]}}', job.id),
+    )
+    return {"images": [{"path": path}]}
+
+
+def test_pictures_of_a_job_another_worker_finished_are_kept(worker: Worker, monkeypatch) -> None:
+    monkeypatch.setitem(handlers.HANDLERS, "finished_elsewhere", f"{__name__}:finished_elsewhere")
+    job_id = run_one(worker, "finished_elsewhere", {})
+    job = worker.queue.get(job_id)
+    assert job.state is JobState.DONE and job.worker == "other"
+    assert (worker.settings.data_dir / job.result["images"][0]["path"]).is_file()
