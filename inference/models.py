@@ -205,6 +205,9 @@ def load_models(settings: InferenceSettings, roles: tuple[str, ...] = ("base", "
     """Load `roles` now (base is always loaded); vqa and control may also come lazily later."""
     preset = get_preset(settings.models)
     device = pick_device(settings.device)
+    if device.type == "cuda" and device.index is not None:
+        # Streams, graph pools and captures use the *current* device: make it the models' (--device cuda:1).
+        torch.cuda.set_device(device)
     _quiet_loading()
     if preset.name == "tiny" and device.type == "cpu":
         # Tiny ops gain nothing from intra-op threads, and when several processes share the cores

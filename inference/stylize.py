@@ -149,6 +149,16 @@ def make_groups(pipe, samples: list[_Sample], steps: int, device) -> tuple[list[
 # 5. the denoising loop --------------------------------------------------------------------------------
 
 
+def _lora_enabled(unet: torch.nn.Module) -> bool:
+    """Is any LoRA layer of the UNet switched on (enabled, with an active adapter, not merged away)?"""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return any(
+        isinstance(m, BaseTunerLayer) and not m.disable_adapters and bool(m.active_adapters)
+        for m in unet.modules()
+    )
+
+
 class GraphedUNet:
     """Replays the UNet as CUDA graphs, one per input shape (active batch x latent size).
 
@@ -169,7 +179,9 @@ class GraphedUNet:
         return sum(1 for _ in self.unet.modules())  # adapters or swapped modules change it
 
     def usable(self) -> bool:
-        return not getattr(self.unet, "peft_config", None) and not hasattr(self.unet, "_orig_mod")
+        """Graphs replay the base UNet: fine while every LoRA layer is off (an off layer runs only its base
+        layer), so loaded-but-disabled portrait adapters don't cost the speed-up; not while one is on."""
+        return not hasattr(self.unet, "_orig_mod") and not _lora_enabled(self.unet)
 
     def _eager(self, x, t, embeds):
         return self.unet(x, t, encoder_hidden_states=embeds, return_dict=False)[0]

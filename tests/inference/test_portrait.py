@@ -125,3 +125,24 @@ def test_job_refuses_another_users_lora(tiny_models, loras):
     with pytest.raises(JobError) as error:
         run_portrait_job(ctx, job)
     assert error.value.code == BAD_LORA
+
+
+def test_loaded_but_disabled_adapters_leave_the_base_unet_graphable(tiny_models, loras):
+    """Stylize replays CUDA graphs of the base UNet; loaded portrait adapters must not switch that off."""
+    from inference.stylize import _lora_enabled
+
+    unet = tiny_models.txt2img.unet
+    portrait(tiny_models, loras["1"], "on the moon", n=1, steps=2, owner="1")
+    assert unet.peft_config  # the adapter stays loaded for the user's next /me
+    assert not _lora_enabled(unet)
+    cache = adapter_cache(tiny_models)
+    name, _ = cache.acquire(loras["1"], "1")
+    with cache.only(name, 0.8):
+        assert _lora_enabled(unet)  # during a portrait the graphs (captured without LoRA) must not run
+    assert not _lora_enabled(unet)
+
+
+def test_portrait_split_into_smaller_batches_gives_the_same_pictures(tiny_models, loras):
+    whole = portrait(tiny_models, loras["1"], "on the moon", n=3, steps=2, owner="1")
+    split = portrait(tiny_models, loras["1"], "on the moon", n=3, steps=2, owner="1", max_batch=1)
+    np.testing.assert_allclose(arrays(split), arrays(whole), atol=2)
