@@ -33,6 +33,7 @@ MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 40_000_000
 MAX_JPEG_PIXELS = 150_000_000  # below Pillow's hard bomb limit (2 * MAX_IMAGE_PIXELS = 179 MP)
 MIN_SIDE = 64
+JPEG_FORMATS = ("JPEG", "MPO")  # MPO: a phone JPEG with an embedded gain map or depth picture
 DRAFT_SIDE = 1024  # JPEGs are DCT-decoded to no less than this short side (when larger)
 
 # ISO-BMFF brands of HEIF/HEIC/AVIF (iPhone photos): Pillow reads them only with a plugin.
@@ -85,7 +86,7 @@ def _check_size(im: Image.Image, max_pixels: int, max_jpeg_pixels: int) -> None:
         raise JobError(
             IMAGE_TOO_SMALL, f"the picture is {w}x{h}; send one at least {MIN_SIDE} px on each side"
         )
-    cap = max_jpeg_pixels if im.format == "JPEG" else max_pixels
+    cap = max_jpeg_pixels if im.format in JPEG_FORMATS else max_pixels
     if w * h > cap:
         raise JobError(
             IMAGE_TOO_LARGE,
@@ -95,7 +96,7 @@ def _check_size(im: Image.Image, max_pixels: int, max_jpeg_pixels: int) -> None:
 
 def _decode(im: Image.Image) -> Image.Image:
     """First frame, fully decoded (JPEGs at reduced DCT scale), EXIF orientation applied."""
-    if im.format == "JPEG" and min(im.size) > 2 * DRAFT_SIDE:
+    if im.format in JPEG_FORMATS and min(im.size) > 2 * DRAFT_SIDE:
         scale = min(im.size) / DRAFT_SIDE
         im.draft(im.mode, (int(im.size[0] / scale), int(im.size[1] / scale)))
     try:
@@ -113,7 +114,12 @@ def _high_bit_to_l(im: Image.Image) -> Image.Image:
     arr = np.asarray(im).astype(np.float64)
     if im.mode == "F":
         lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) * 255 if hi > 1.0 else arr * 255  # floats are 0..1 or arbitrary
+        if lo >= 0.0 and hi <= 1.0:  # the usual 0..1 floats
+            arr = arr * 255
+        elif hi > lo:  # any other range: stretched to 0..255
+            arr = (arr - lo) / (hi - lo) * 255
+        else:  # one constant value outside 0..1: mid-grey rather than NaN or black
+            arr = np.full_like(arr, 128.0)
     elif im.mode.startswith("I;16") or arr.max() > 255:
         arr = arr / 257.0
     return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
@@ -156,9 +162,21 @@ def prepare_for_sd(
 ) -> Image.Image:
     """Resize so the short side is `short_side` (long side capped), then centre-crop to multiples of 8.
 
-    Cropping the few leftover pixels keeps the aspect exact instead of stretching the picture.
+    Cropping the few leftover pixels keeps the aspect exact instead of stretching the picture. A picture
+    longer than `max_long_side / short_side` (a panorama, a strip) is first centre-cropped to that shape:
+    shrinking it whole would leave a short side the model cannot paint at.
     """
     w, h = img.size
+    widest = max_long_side / short_side
+    if max(w, h) > min(w, h) * widest:
+        long = max(1, round(min(w, h) * widest))
+        box = (
+            ((w - long) // 2, 0, (w - long) // 2 + long, h)
+            if w > h
+            else (0, (h - long) // 2, w, (h - long) // 2 + long)
+        )
+        img = img.crop(box)
+        w, h = img.size
     scale = short_side / min(w, h)
     if max(w, h) * scale > max_long_side:
         scale = max_long_side / max(w, h)

@@ -90,6 +90,27 @@ def test_huge_jpeg_is_decoded_at_reduced_scale() -> None:
     assert np.allclose(im.getpixel((600, 600)), (200, 100, 50), atol=4)
 
 
+def test_phone_jpeg_with_an_embedded_picture_is_decoded_like_a_jpeg() -> None:
+    """Phones save big JPEGs with a gain map or depth picture, which Pillow reads as MPO."""
+    big, small = Image.new("RGB", (7000, 6000), (30, 160, 90)), Image.new("RGB", (700, 600))
+    data = encode(big, "MPO", save_all=True, append_images=[small], quality=50)
+    with Image.open(io.BytesIO(data)) as raw:
+        assert raw.format == "MPO" and raw.width * raw.height > 40_000_000  # over the non-JPEG cap
+    im = load_photo(data)
+    assert max(im.size) <= 3500 and np.allclose(im.getpixel((10, 10)), (30, 160, 90), atol=4)
+
+
+@pytest.mark.parametrize(("values", "grey"), [((5.0, 5.0), 128), ((-3.0, 0.5), None), ((0.0, 1.0), None)])
+def test_float_greyscale_is_never_black_or_nan(values: tuple[float, float], grey: int | None) -> None:
+    arr = np.linspace(values[0], values[1], 64 * 64, dtype=np.float32).reshape(64, 64)
+    im = load_photo(encode(Image.fromarray(arr, "F"), "TIFF"))
+    pixels = np.asarray(im)
+    if grey is not None:
+        assert (pixels == grey).all()
+    else:  # the range is stretched over 0..255
+        assert pixels.min() <= 2 and pixels.max() >= 253
+
+
 def test_cmyk_jpeg() -> None:
     im = load_photo(encode(Image.new("CMYK", (100, 80), (0, 255, 255, 0)), "JPEG", quality=95))
     assert im.mode == "RGB" and im.size == (100, 80)
@@ -161,8 +182,9 @@ def test_path_input(tmp_path: Path) -> None:
         ((1000, 1000), (512, 512)),
         ((3000, 2000), (768, 512)),
         ((2000, 3000), (512, 768)),
-        ((4000, 1000), (768, 192)),
-        ((100, 64), (768, 488)),
+        ((4000, 1000), (768, 512)),  # a panorama: its centre at the widest shape we paint, not a strip
+        ((64, 1280), (512, 768)),
+        ((100, 64), (768, 512)),
         ((641, 480), (680, 512)),
     ],
 )
