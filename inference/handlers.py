@@ -36,6 +36,29 @@ def resolve_handler(kind: str) -> Handler:
     return getattr(importlib.import_module(module), name)
 
 
+def payload_value(payload: dict[str, Any], key: str, cast: Callable[[Any], Any], default: Any = None) -> Any:
+    """payload[key] as `cast` (int, float, as_bool), `default` when absent or null; BAD_REQUEST if malformed."""
+    value = payload.get(key)
+    if value is None:
+        return default
+    try:
+        return cast(value)
+    except (TypeError, ValueError) as error:
+        expected = {int: "a whole number", float: "a number", as_bool: "true or false"}.get(cast, "valid")
+        raise JobError(BAD_REQUEST, f"{key} must be {expected}, not {value!r}") from error
+
+
+def as_bool(value: Any) -> bool:
+    """JSON true/false, 0/1, or the strings "true"/"false" (bool("false") would be True)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise ValueError(value)
+
+
 def run_stylize_job(ctx: JobContext, job: Job) -> dict[str, Any]:
     from inference.images import load_photo
     from inference.stylize import stylize
@@ -45,10 +68,14 @@ def run_stylize_job(ctx: JobContext, job: Job) -> dict[str, Any]:
     unknown = [s for s in styles if s not in STYLES]
     if unknown:
         raise JobError(BAD_REQUEST, f"unknown styles: {', '.join(unknown)}")
+    if not isinstance(payload.get("image"), str):
+        raise JobError(BAD_REQUEST, "no image given")
     image_path = ctx.data_dir / payload["image"]
     photo = load_photo(image_path)
     # The same photo gives the same pictures, also when the job is retried after a crash.
-    seed = int(payload["seed"]) if payload.get("seed") is not None else zlib.crc32(image_path.read_bytes())
+    seed = payload_value(payload, "seed", int)
+    if seed is None:
+        seed = zlib.crc32(image_path.read_bytes())
     if not ctx.report(0.05, "stylizing"):
         from inference.worker import JobStopped
 
@@ -57,9 +84,9 @@ def run_stylize_job(ctx: JobContext, job: Job) -> dict[str, Any]:
         ctx.models,
         photo,
         styles=tuple(styles),
-        variants=int(payload.get("variants", 1)),
+        variants=payload_value(payload, "variants", int, 1),
         seed=seed,
-        steps=int(payload.get("steps", 30)),
+        steps=payload_value(payload, "steps", int, 30),
         mode=payload.get("mode", "img2img"),
         max_batch=ctx.max_batch,
     )

@@ -9,6 +9,7 @@ from typing import Any
 from PIL import Image
 
 from inference.faces import CROP_SIZE, check_selfie, image_fingerprint, is_duplicate
+from inference.handlers import as_bool, payload_value
 from inference.train.config import TrainConfig
 from inference.train.loop import TrainingCancelled, TrainProgress, train_lora
 from jobs.errors import BAD_REQUEST, TOO_FEW_PHOTOS, JobError
@@ -60,11 +61,11 @@ def config_from_payload(payload: dict[str, Any]) -> TrainConfig:
         ("steps", int),
         ("rank", int),
         ("lr", float),
-        ("train_text_encoder", bool),
+        ("train_text_encoder", as_bool),
         ("seed", int),
     ):
-        if payload.get(key) is not None:
-            overrides[key] = cast(payload[key])
+        if (value := payload_value(payload, key, cast)) is not None:
+            overrides[key] = value
     cfg = TrainConfig(**overrides)
     try:
         cfg.validate()

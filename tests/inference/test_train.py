@@ -151,3 +151,15 @@ def test_cancel_stops_cleanly(tiny_models, tmp_path, trained):
         )
     assert not out.exists()
     assert TRAIN_ADAPTER not in lora_adapters(tiny_models.txt2img.unet)
+
+
+def test_train_payload_values_are_parsed_strictly():
+    from inference.train.job import config_from_payload
+    from jobs.errors import BAD_REQUEST, JobError
+
+    assert config_from_payload({"train_text_encoder": "false", "steps": "40"}).train_text_encoder is False
+    assert config_from_payload({"train_text_encoder": True, "steps": 40}).steps == 40
+    for bad in ({"steps": "abc"}, {"train_text_encoder": "maybe"}, {"lr": [1]}):
+        with pytest.raises(JobError) as info:
+            config_from_payload(bad)
+        assert info.value.code == BAD_REQUEST
