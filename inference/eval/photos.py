@@ -30,7 +30,7 @@ def load_photos(folder: Path | None, limit: int | None = None) -> list[tuple[str
     photos = []
     for path in paths:
         with Image.open(path) as im:
-            photos.append((path.stem, ImageOps.exif_transpose(im).convert("RGB")))
+            photos.append((path.name, ImageOps.exif_transpose(im).convert("RGB")))  # a.jpg and a.png differ
     return photos
 
 

@@ -83,6 +83,9 @@ def run(
         "base": models.base_id,
         "vqa": settings.overrides.get("vqa") or models.preset.ids["vqa"],
         "clip": clip.name,
+        # The photos are part of the run: a rerun on fewer (--limit) or other photos starts afresh rather
+        # than averaging in the old run's units.
+        "photos": [name for name, _ in photos],
     }
     store = rep.ResultStore(out_dir, "style-match", config)
     total = len(photos) * len(study.styles) * len(study.architectures)
