@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 
+from bot.replies import answer_quietly
 from bot.texts import Texts
 
 
@@ -25,7 +26,7 @@ async def other_media(message: Message, texts: Texts, lang: str) -> None:
 
 
 async def stale_button(callback: CallbackQuery, texts: Texts, lang: str) -> None:
-    await callback.answer(texts(lang, "button_expired"), show_alert=False)
+    await answer_quietly(callback, texts(lang, "button_expired"), show_alert=False)
 
 
 def create_router() -> Router:

@@ -8,6 +8,7 @@ from aiogram.types import CallbackQuery, Message, Update
 
 from bot.forget import Forgetter
 from bot.keyboards import ForgetChoice, forget_keyboard
+from bot.replies import answer_quietly, safe_edit
 from bot.selfie_intake import SelfieDesk
 from bot.storage import UserRow
 from bot.texts import Texts
@@ -27,13 +28,13 @@ async def forget_chosen(
     selfies: SelfieDesk,
     user_row: UserRow,
 ) -> None:
-    await callback.answer()
+    await answer_quietly(callback)
     if callback_data.sure:
         selfies.drop(user_row.id)
         await forgetter.forget(user_row.id, event_update.update_id)
     text = texts(lang, "forget_done" if callback_data.sure else "forget_kept")
     if isinstance(callback.message, Message):
-        await callback.message.edit_text(text)
+        await safe_edit(callback.message, text)
 
 
 def create_router() -> Router:

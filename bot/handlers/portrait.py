@@ -16,6 +16,7 @@ from aiogram.types import CallbackQuery, Message, Update
 from bot.intake import INTERACTIVE_PRIORITY, Intake
 from bot.keyboards import SceneChoice, scene_keyboard
 from bot.limits import check_admission
+from bot.replies import answer_quietly
 from bot.settings import BotSettings
 from bot.storage import BotStore, UserRow
 from bot.texts import Texts
@@ -112,7 +113,7 @@ async def portrait_menu(
 
 
 async def scene_chosen(callback: CallbackQuery, callback_data: SceneChoice, lang: str, **deps) -> None:
-    await callback.answer()  # at once: the button stops spinning before any database work
+    await answer_quietly(callback)  # at once: the button stops spinning before any database work
     scene = SCENES_BY_ID.get(callback_data.scene)
     if scene is None or not isinstance(callback.message, Message):
         return

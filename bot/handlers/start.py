@@ -7,6 +7,7 @@ from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Message
 
 from bot.keyboards import LangChoice, lang_keyboard
+from bot.replies import answer_quietly, safe_edit
 from bot.settings import BotSettings
 from bot.storage import BotStore, UserRow
 from bot.texts import LANGS, Texts
@@ -42,10 +43,10 @@ async def choose_lang(
 async def lang_chosen(
     callback: CallbackQuery, callback_data: LangChoice, texts: Texts, store: BotStore, user_row: UserRow
 ) -> None:
-    await callback.answer()
+    await answer_quietly(callback)
     await store.set_lang(user_row.id, callback_data.lang)
     if isinstance(callback.message, Message):
-        await callback.message.edit_text(texts(callback_data.lang, "lang_set"))
+        await safe_edit(callback.message, texts(callback_data.lang, "lang_set"))
 
 
 def create_router() -> Router:

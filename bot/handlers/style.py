@@ -7,6 +7,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
 from bot.keyboards import ALL_STYLES, StyleChoice, style_keyboard
+from bot.replies import answer_quietly, safe_edit
 from bot.storage import BotStore, UserRow
 from bot.texts import Texts
 from inference.styles import get_style
@@ -48,7 +49,7 @@ async def style_chosen(
     store: BotStore,
     user_row: UserRow,
 ) -> None:
-    await callback.answer()  # at once: the button stops spinning before any database work
+    await answer_quietly(callback)  # at once: the button stops spinning before any database work
     if callback_data.style == ALL_STYLES:
         style = None
     elif (preset := get_style(callback_data.style)) is not None:
@@ -57,7 +58,7 @@ async def style_chosen(
         return
     await store.set_style(user_row.id, style)
     if isinstance(callback.message, Message):
-        await callback.message.edit_text(confirmation(texts, lang, style))
+        await safe_edit(callback.message, confirmation(texts, lang, style))
 
 
 def create_router() -> Router:

@@ -11,6 +11,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message, Update
 
 from bot.keyboards import TrainClass, class_keyboard
+from bot.replies import answer_quietly, safe_edit
 from bot.selfie_intake import SelfieDesk
 from bot.settings import BotSettings
 from bot.storage import BotStore, UserRow
@@ -82,7 +83,7 @@ async def class_chosen(
     training: TrainingStore,
     user_row: UserRow,
 ) -> None:
-    await callback.answer()
+    await answer_quietly(callback)
     if callback_data.cls not in CLASSES or not isinstance(callback.message, Message):
         return
     session = await training.session(user_row.id)
@@ -92,7 +93,7 @@ async def class_chosen(
         await training.open_session(user_row.id, callback.message.chat.id)
     await training.set_class(user_row.id, callback_data.cls)
     name = texts.class_name(lang, callback_data.cls)
-    await callback.message.edit_text(texts(lang, "train_class_set", cls=name))
+    await safe_edit(callback.message, texts(lang, "train_class_set", cls=name))
 
 
 async def selfie(

@@ -301,3 +301,39 @@ async def test_an_update_that_keeps_failing_ends_with_a_message_not_silence(app,
     )
     assert jobs_of(app, RU) == []
     assert telegram.texts(RU.id)[-1].startswith("Простите, не получилось обработать это сообщение")
+
+
+def bad_request(description: str) -> dict:
+    return {"ok": False, "error_code": 400, "description": f"Bad Request: {description}"}
+
+
+async def test_a_stale_callback_query_still_does_what_the_button_asked(app, telegram, photo):
+    # After a crash replay the query is too old to answer: the confirmed /forget must still happen.
+    await say(app, telegram, EN, photo=photo)
+    stale = bad_request("query is too old and response timeout expired or query ID is invalid")
+    telegram.fail_next("answerCallbackQuery", stale, times=3)
+    telegram.push_callback(EN, "forget:1")
+    await telegram.await_for(lambda: telegram.sent("editMessageText", chat_id=EN.id), 10, "the confirmation")
+    assert telegram.sent("editMessageText", chat_id=EN.id)[-1].params["text"].startswith("Done: I deleted")
+    assert not app.sql("SELECT 1 FROM jobs WHERE user_id = ?", (EN.id,))
+    assert not app.sql("SELECT 1 FROM users WHERE id = ?", (EN.id,))
+    assert not app.sql("SELECT 1 FROM inbox WHERE user_id = ?", (EN.id,))  # the /forget update too
+    assert not any("couldn't handle" in t for t in telegram.texts(EN.id))
+
+
+async def test_an_edit_telegram_refuses_is_not_an_error(app, telegram):
+    # A double tap: the text is already there.
+    telegram.fail_next(
+        "editMessageText", bad_request("message is not modified: specified new message content")
+    )
+    update_id = telegram.push_callback(EN, "style:banksy")
+    await app.handled(update_id)
+    assert app.sql("SELECT state FROM inbox WHERE update_id = ?", (update_id,))[0]["state"] == "done"
+    assert telegram.texts(EN.id) == []
+
+    # An old message: the confirmation comes as a new one.
+    telegram.fail_next("editMessageText", bad_request("message can't be edited"))
+    update_id = telegram.push_callback(EN, "style:vangogh")
+    await app.handled(update_id)
+    assert app.sql("SELECT state FROM inbox WHERE update_id = ?", (update_id,))[0]["state"] == "done"
+    assert "four <b>Van Gogh</b> variants" in telegram.texts(EN.id)[-1]
