@@ -114,7 +114,7 @@ class Intake:
 
         asked, one_off = self._one_off_style(message)
         if asked and one_off != "all" and get_style(one_off or "") is None:
-            await message.answer(texts(lang, "style_unknown", given=one_off, styles=texts.style_list(lang)))
+            await message.answer(texts.style_unknown(lang, one_off or ""))
             return
         style = None if one_off == "all" else (one_off or user.style)
 

@@ -203,6 +203,10 @@ class Texts:
     def style_list(self, lang: str) -> str:
         return "\n".join(self(lang, "style_line", id=s.id, name=s.name(lang)) for s in STYLES.values())
 
+    def style_unknown(self, lang: str, given: str) -> str:
+        """What the user typed comes back escaped (HTML parse mode) and short."""
+        return self(lang, "style_unknown", given=escape(given[:64]), styles=self.style_list(lang))
+
     def error(self, lang: str, code: str | None) -> str:
         table = ERRORS.get(lang, _ERRORS_EN)
         return self(lang, "failed", reason=table.get(code or "", table[errors.INTERNAL]))

@@ -38,7 +38,7 @@ async def style_command(
         await store.set_style(user_row.id, preset.id)
         await message.answer(confirmation(texts, lang, preset.id))
     else:
-        await message.answer(texts(lang, "style_unknown", given=wanted, styles=texts.style_list(lang)))
+        await message.answer(texts.style_unknown(lang, wanted))
 
 
 async def style_chosen(

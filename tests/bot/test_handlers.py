@@ -337,3 +337,10 @@ async def test_an_edit_telegram_refuses_is_not_an_error(app, telegram):
     await app.handled(update_id)
     assert app.sql("SELECT state FROM inbox WHERE update_id = ?", (update_id,))[0]["state"] == "done"
     assert "four <b>Van Gogh</b> variants" in telegram.texts(EN.id)[-1]
+
+
+async def test_what_the_user_typed_is_escaped_in_html_replies(app, telegram, photo):
+    await say(app, telegram, EN, text="/style <b>x")
+    assert "“&lt;b&gt;x”" in telegram.texts(EN.id)[-1]
+    await say(app, telegram, EN, photo=photo, caption="/style a&<i>")
+    assert "“a&amp;&lt;i&gt;”" in telegram.texts(EN.id)[-1]
