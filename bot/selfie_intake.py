@@ -70,10 +70,15 @@ class SelfieDesk:
 
     # -- one photo ------------------------------------------------------------------------------
     async def add(self, message: Message, update_id: int, user_id: int, lang: str) -> None:
-        if await self.training.has_selfie_from(update_id):  # a replay after a crash
-            return
+        replay = await self.training.has_selfie_from(update_id)
         if await self.training.selfie_count(user_id) >= MAX_PHOTOS:
-            return  # the rest of an album beyond the 20th: training starts with the 20th
+            if replay:  # the photo that filled the session, after a crash: finish starting the training
+                await self.start_training(user_id, message.chat.id, lang, f"tg:{update_id}")
+            else:  # full, and not training (it failed, or the 20th's update waits for its retry)
+                await self._notice_once(message, user_id, self.texts(lang, "selfie_limit", max=MAX_PHOTOS))
+            return
+        if replay:  # a replay after a crash: this photo's summary is lost, the next one counts it
+            return
         code = await self._check_and_keep(message, update_id, user_id)
         batch = self._batches.setdefault(user_id, _Batch(message.chat.id, lang))
         batch.outcomes.append(code)
@@ -173,11 +178,14 @@ class SelfieDesk:
         )
 
     async def overflow(self, message: Message, user_id: int, lang: str) -> None:
+        await self._notice_once(message, user_id, self.texts(lang, "selfie_overflow", max=MAX_PHOTOS))
+
+    async def _notice_once(self, message: Message, user_id: int, text: str) -> None:
         now = time.monotonic()
         if now - self._overflow_noticed.get(user_id, -1e9) < OVERFLOW_WINDOW_S:
             return  # one message per burst
         self._overflow_noticed[user_id] = now
-        await message.answer(self.texts(lang, "selfie_overflow", max=MAX_PHOTOS))
+        await message.answer(text)
 
     # -- the train job --------------------------------------------------------------------------
     async def start_training(self, user_id: int, chat_id: int, lang: str, dedup_key: str) -> int:
@@ -201,8 +209,9 @@ class SelfieDesk:
         )
         if created:
             log.info("user %s: train job %s with %s photos", user_id, job_id, len(payload["photos"]))
-        await self.training.mark_training(user_id, job_id)
+        # The delivery first: until mark_training, a replay of this update comes back here (see add).
         await self.store.add_delivery(job_id, None)
+        await self.training.mark_training(user_id, job_id)
         session = await self.training.session(user_id)
         if session is not None and session.progress_message is None:
             sent = await self.bot.send_message(

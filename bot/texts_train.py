@@ -49,6 +49,7 @@ TRAIN_EN = {
     "selfie_more": "{count} of at least {min} — send {left} more.",
     "selfie_enough": "{count} of at least {min} — send more (up to {max}) or /done to start.",
     "selfie_full": "That's {max} photos — starting the training.",
+    "selfie_limit": "I already have {max} photos, the most I take. /done starts the training, /train cancel deletes them.",
     "selfie_overflow": "I already have {max} photos and the training has started; I skipped the extra ones.",
     "me_usage": (
         "Tell me the scene after /me, for example:\n<code>/me on the moon</code>\n"
@@ -127,6 +128,7 @@ TRAIN_RU = {
     "selfie_more": "{count} из минимум {min} — пришлите ещё {left}.",
     "selfie_enough": "{count} из минимум {min} — пришлите ещё (до {max}) или /done, чтобы начать.",
     "selfie_full": "Это {max} фото — начинаю обучение.",
+    "selfie_limit": "У меня уже {max} фото — больше не нужно. /done начнёт обучение, /train cancel удалит их.",
     "selfie_overflow": "У меня уже {max} фото, и обучение началось; лишние фото я пропустил.",
     "me_usage": (
         "Напишите сцену после /me, например:\n<code>/me on the moon</code>\n"

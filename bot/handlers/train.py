@@ -22,9 +22,17 @@ from jobs.aio import AsyncJobQueue
 IMAGE = F.photo | F.document.mime_type.startswith("image/")
 
 
-async def collecting(message: Message, training: TrainingStore, user_row: UserRow) -> bool:
+async def collecting(
+    message: Message, event_update: Update, training: TrainingStore, store: BotStore, user_row: UserRow
+) -> bool:
     session = await training.session(user_row.id)
-    return session is not None and session.state == "collecting"
+    if session is None:
+        return False
+    if session.state == "collecting":
+        return True
+    # The photo whose job this training is, replayed after a crash: the selfie desk finishes starting it.
+    dedup_key = f"tg:{event_update.update_id}"
+    return session.job_id is not None and await store.find_job_by_dedup(dedup_key) == session.job_id
 
 
 async def overflowing(message: Message, selfies: SelfieDesk, user_row: UserRow) -> bool:

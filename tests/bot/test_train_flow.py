@@ -389,3 +389,58 @@ def test_train_then_me_end_to_end(tmp_path_factory, models_dir, selfies):
     finally:
         bot.cleanup()
         telegram.stop()
+
+
+async def fill_selfies(app: InProcessBot, user: TgUser, count: int) -> None:
+    """`count` accepted selfies as rows only (the worker is not run): far-apart fingerprints, no files."""
+    training = app.dispatcher["training"]
+    for i in range(count):
+        fingerprint = int.from_bytes(bytes([i * 13 % 256]) * 8) ^ (0x5555 << (i % 48))
+        await training.add_selfie(user.id, 900_000 + i, f"selfies/{user.id}/{i}.jpg", fingerprint)
+
+
+async def test_the_20th_photo_replayed_after_a_failure_still_starts_the_training(app, telegram, selfies):
+    user = TgUser(801, "en")
+    await say(app, telegram, user, text="/train")
+    await tap(app, telegram, user, "cls:person")
+    await fill_selfies(app, user, 19)
+    telegram.fail_next("sendMessage", {"ok": False, "error_code": 500, "description": "Internal"})
+    update_id = telegram.push_message(user, photo=selfies["a"])
+    await app.handled(update_id, timeout=20)  # the summary failed; the retry finds the photo kept
+    assert app.sql("SELECT state FROM inbox WHERE update_id = ?", (update_id,))[0]["state"] == "done"
+    (job,) = app.sql("SELECT id FROM jobs WHERE user_id = ? AND kind = 'train'", (user.id,))
+    assert app.sql("SELECT 1 FROM deliveries WHERE job_id = ?", (job["id"],))
+    session = app.sql("SELECT state, job_id FROM training_sessions WHERE user_id = ?", (user.id,))[0]
+    assert (session["state"], session["job_id"]) == ("training", job["id"])
+    assert telegram.texts(user.id)[-1].startswith("🧠 Training your personal model on 20 photos")
+
+
+async def test_a_crash_before_the_train_jobs_delivery_is_mended_by_the_replay(app, telegram, selfies):
+    user = TgUser(802, "en")
+    await say(app, telegram, user, text="/train")
+    await tap(app, telegram, user, "cls:person")
+    await fill_selfies(app, user, 19)
+    update_id = await say(app, telegram, user, photo=selfies["a"])
+    (job,) = app.sql("SELECT id FROM jobs WHERE user_id = ? AND kind = 'train'", (user.id,))
+    # As if the bot died after the job was queued, before its delivery row and the progress message.
+    await app.db.execute("DELETE FROM deliveries WHERE job_id = ?", (job["id"],))
+    await app.db.execute("UPDATE training_sessions SET progress_message = NULL WHERE user_id = ?", (user.id,))
+    await app.db.execute("UPDATE inbox SET state = 'new' WHERE update_id = ?", (update_id,))
+    await say(app, telegram, user, text="/help")  # wakes the processor
+    await app.handled(update_id)
+    assert app.sql("SELECT 1 FROM deliveries WHERE job_id = ?", (job["id"],))
+    assert len(app.sql("SELECT 1 FROM jobs WHERE user_id = ?", (user.id,))) == 1  # not a style request
+    assert app.sql("SELECT progress_message FROM training_sessions WHERE user_id = ?", (user.id,))[0][0]
+
+
+async def test_a_full_session_answers_new_photos_instead_of_dropping_them(app, telegram, photo):
+    user = TgUser(803, "ru")
+    await say(app, telegram, user, text="/train")
+    await tap(app, telegram, user, "cls:person")
+    await fill_selfies(app, user, 20)  # e.g. a training with 20 photos failed: back to collecting
+    await say(app, telegram, user, photo=photo)
+    await say(app, telegram, user, photo=photo)
+    assert telegram.texts(user.id)[-1].startswith("У меня уже 20 фото")
+    assert sum("У меня уже 20 фото" in t for t in telegram.texts(user.id)) == 1  # one per burst
+    assert not app.sql("SELECT 1 FROM jobs WHERE user_id = ?", (user.id,))
+    assert not telegram.sent("getFile")
