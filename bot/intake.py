@@ -106,13 +106,12 @@ class Intake:
     async def accept(self, message: Message, update_id: int, user: UserRow, lang: str) -> None:
         texts, settings = self.texts, self.settings
         dedup_key = f"tg:{update_id}"
+        # Before the replay check: after a crash, the album's first photo is replayed to say its style again.
+        asked, one_off = self._one_off_style(message)
         if (job_id := await self.store.find_job_by_dedup(dedup_key)) is not None:
-            await self.store.add_delivery(
-                job_id, message.message_id
-            )  # a replay after a crash: already recorded
+            await self.store.add_delivery(job_id, message.message_id)  # a replay after a crash
             return
 
-        asked, one_off = self._one_off_style(message)
         if asked and one_off != "all" and get_style(one_off or "") is None:
             await message.answer(texts.style_unknown(lang, one_off or ""))
             return

@@ -344,3 +344,12 @@ async def test_what_the_user_typed_is_escaped_in_html_replies(app, telegram, pho
     assert "“&lt;b&gt;x”" in telegram.texts(EN.id)[-1]
     await say(app, telegram, EN, photo=photo, caption="/style a&<i>")
     assert "“a&amp;&lt;i&gt;”" in telegram.texts(EN.id)[-1]
+
+
+async def test_an_albums_caption_style_survives_a_crash_mid_album(app, telegram, photo):
+    first = await say(app, telegram, EN, photo=photo, caption="/style malevich", media_group_id="album-9")
+    # The bot dies: what it remembered of the album is gone, the rest of the album is replayed.
+    app.dispatcher["intake"]._album_styles.clear()
+    await app.db.execute("UPDATE inbox SET state = 'new' WHERE update_id = ?", (first,))
+    await say(app, telegram, EN, photo=photo, media_group_id="album-9")
+    assert [j["payload"]["styles"] for j in jobs_of(app, EN)] == [["malevich"], ["malevich"]]
