@@ -9,14 +9,22 @@ from aiogram import Bot
 from aiogram.enums import ChatAction
 from aiogram.exceptions import TelegramAPIError
 
+from bot.loops import IterationGuard
 from bot.storage import BotStore
 
 log = logging.getLogger("artbooth.bot.chat_action")
 
 
 async def show_progress(bot: Bot, store: BotStore, every_s: float) -> None:
+    guard = IterationGuard(log, "chat action")
     while True:
-        for chat_id in await store.running_chats():
+        try:
+            chats = await store.running_chats()
+        except Exception:  # noqa: BLE001 — a locked database...: try again later
+            await guard.failed()
+            continue
+        guard.succeeded()
+        for chat_id in chats:
             try:
                 await bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
             except TelegramAPIError as error:  # cosmetic: never worth a retry

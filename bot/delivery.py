@@ -26,6 +26,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import FSInputFile, InputMediaDocument, InputMediaPhoto, Message, ReplyParameters
 
+from bot.loops import IterationGuard
 from bot.settings import BotSettings
 from bot.storage import BotStore, DueDelivery
 from bot.texts import Texts
@@ -80,23 +81,31 @@ class DeliveryLoop:
             log.warning("deliveries interrupted by a crash, sending again: jobs %s", resumed)
         progress = TrainingProgress(self.bot, self.store, self.queue, self.texts, self.settings)
         progress_task = asyncio.create_task(progress.run())  # training progress edits, beside us
+        guard = IterationGuard(log, "delivery")
         try:
             while True:
-                free = self.concurrency - len(self._in_flight)
-                if free > 0:
-                    for due in await self.store.due_deliveries(limit=free + len(self._in_flight)):
-                        if due.job_id not in self._in_flight and len(self._in_flight) < self.concurrency:
-                            task = asyncio.create_task(self._deliver_logged(due))
-                            self._in_flight[due.job_id] = task
-                            task.add_done_callback(
-                                lambda _t, job_id=due.job_id: self._in_flight.pop(job_id, None)
-                            )
+                try:
+                    await self._start_due()
+                except Exception:  # noqa: BLE001 — a locked database...: the rows are still there next time
+                    await guard.failed()
+                    continue
+                guard.succeeded()
                 await asyncio.sleep(self.settings.delivery_poll_s)
         finally:
             progress_task.cancel()
             for task in list(self._in_flight.values()):
                 task.cancel()
             await asyncio.gather(progress_task, *self._in_flight.values(), return_exceptions=True)
+
+    async def _start_due(self) -> None:
+        free = self.concurrency - len(self._in_flight)
+        if free <= 0:
+            return
+        for due in await self.store.due_deliveries(limit=free + len(self._in_flight)):
+            if due.job_id not in self._in_flight and len(self._in_flight) < self.concurrency:
+                task = asyncio.create_task(self._deliver_logged(due))
+                self._in_flight[due.job_id] = task
+                task.add_done_callback(lambda _t, job_id=due.job_id: self._in_flight.pop(job_id, None))
 
     async def _deliver_logged(self, due: DueDelivery) -> None:
         try:

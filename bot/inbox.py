@@ -29,6 +29,7 @@ from aiogram.types import Update
 from aiogram.types.update import UpdateTypeLookupError
 from aiogram.utils.backoff import Backoff, BackoffConfig
 
+from bot.loops import IterationGuard
 from bot.storage import BotStore, InboxRow
 
 log = logging.getLogger("artbooth.bot.inbox")
@@ -61,31 +62,45 @@ class UpdatePoller:
         self.on_recorded = on_recorded or (lambda: None)
 
     async def run(self) -> None:
-        offset = await self.store.next_offset()
+        offset: int | None = None
+        offset_known = False
         backoff = Backoff(BackoffConfig(min_delay=1.0, max_delay=30.0, factor=1.5, jitter=0.1))
+        guard = IterationGuard(log, "update poller")
         while True:
-            request = GetUpdates(offset=offset, timeout=self.timeout_s, allowed_updates=self.allowed_updates)
             try:
-                updates = await self.bot(request, request_timeout=self.timeout_s + 30)
+                if not offset_known:
+                    offset, offset_known = await self.store.next_offset(), True
+                updates = await self._get_updates(offset, backoff)
+                if updates:
+                    await self.record(updates)
+                    offset = updates[-1].update_id + 1  # confirmed with the next call, after they are on disk
+                    self.on_recorded()
             except TelegramUnauthorizedError:
                 raise  # a revoked token: nothing to retry
-            except Exception as error:  # noqa: BLE001 — Telegram unreachable, 5xx, another poller (409)...
-                level = logging.ERROR if isinstance(error, TelegramConflictError) else logging.WARNING
-                log.log(
-                    level,
-                    "getUpdates failed (%s: %s); retrying in %.1fs",
-                    type(error).__name__,
-                    error,
-                    backoff.next_delay,
-                )
-                await backoff.asleep()
+            except Exception:  # noqa: BLE001 — the database: the same updates come again, recorded once
+                await guard.failed()
                 continue
-            backoff.reset()
-            if not updates:
-                continue
-            await self.record(updates)
-            offset = updates[-1].update_id + 1  # confirmed with the next call, after they are on disk
-            self.on_recorded()
+            guard.succeeded()
+
+    async def _get_updates(self, offset: int | None, backoff: Backoff) -> list[Update]:
+        request = GetUpdates(offset=offset, timeout=self.timeout_s, allowed_updates=self.allowed_updates)
+        try:
+            updates = await self.bot(request, request_timeout=self.timeout_s + 30)
+        except TelegramUnauthorizedError:
+            raise
+        except Exception as error:  # noqa: BLE001 — Telegram unreachable, 5xx, another poller (409)...
+            level = logging.ERROR if isinstance(error, TelegramConflictError) else logging.WARNING
+            log.log(
+                level,
+                "getUpdates failed (%s: %s); retrying in %.1fs",
+                type(error).__name__,
+                error,
+                backoff.next_delay,
+            )
+            await backoff.asleep()
+            return []
+        backoff.reset()
+        return updates
 
     async def record(self, updates: Iterable[Update]) -> None:
         for update in updates:
@@ -106,22 +121,31 @@ class InboxProcessor:
 
     async def run(self) -> None:
         next_prune = 0.0
+        guard = IterationGuard(log, "inbox processor")
         try:
             while True:
-                if time.monotonic() >= next_prune:  # handled updates are kept a few days, then forgotten
-                    await self.store.prune_inbox()
-                    next_prune = time.monotonic() + PRUNE_EVERY_S
-                self._wake.clear()
-                for row in await self.store.pending_updates():
-                    if row.update_id not in self._in_flight:
-                        task = asyncio.create_task(self._handle(row))
-                        self._in_flight[row.update_id] = task
-                        task.add_done_callback(lambda _t, uid=row.update_id: self._in_flight.pop(uid, None))
+                try:
+                    if time.monotonic() >= next_prune:  # handled updates are kept a few days, then forgotten
+                        await self.store.prune_inbox()
+                        next_prune = time.monotonic() + PRUNE_EVERY_S
+                    self._wake.clear()
+                    for row in await self.store.pending_updates():
+                        if row.update_id not in self._in_flight:
+                            self._start(row)
+                except Exception:  # noqa: BLE001 — a locked database...: the rows are still there next time
+                    await guard.failed()
+                    continue
+                guard.succeeded()
                 # New updates wake us at once; the timeout picks up retries whose time has come.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=1.0)
         finally:
             await self.stop()
+
+    def _start(self, row: InboxRow) -> None:
+        task = asyncio.create_task(self._handle_logged(row))
+        self._in_flight[row.update_id] = task
+        task.add_done_callback(lambda _t, uid=row.update_id: self._in_flight.pop(uid, None))
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Let running handlers finish for a moment; the rest stay 'new' and run after the restart."""
@@ -131,6 +155,14 @@ class InboxProcessor:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _handle_logged(self, row: InboxRow) -> None:
+        try:
+            await self._handle(row)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the inbox's own bookkeeping failed: the row stays 'new' and is tried again
+            log.exception("update %s: could not be handled", row.update_id)
 
     async def _handle(self, row: InboxRow) -> None:
         async with self._user_lock(row.user_id), self._slots:

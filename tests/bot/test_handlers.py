@@ -5,7 +5,10 @@ No worker runs here: jobs stay queued, which is what the limits, /status and /ca
 
 from __future__ import annotations
 
+import asyncio
 import json
+
+import pytest
 
 from tests.bot.conftest import InProcessBot, make_photo
 from tests.bot.fake_telegram import FakeTelegram, TgUser
@@ -353,3 +356,24 @@ async def test_an_albums_caption_style_survives_a_crash_mid_album(app, telegram,
     await app.db.execute("UPDATE inbox SET state = 'new' WHERE update_id = ?", (first,))
     await say(app, telegram, EN, photo=photo, media_group_id="album-9")
     assert [j["payload"]["styles"] for j in jobs_of(app, EN)] == [["malevich"], ["malevich"]]
+
+
+@pytest.mark.parametrize("method", ["record_update", "pending_updates", "due_deliveries", "running_chats"])
+async def test_a_failed_iteration_does_not_end_a_loop(app, telegram, monkeypatch, method):
+    import sqlite3 as sqlite
+
+    from bot.chat_action import show_progress
+
+    real, calls = getattr(app.store, method), []
+
+    async def fails_once(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise sqlite.OperationalError("database is locked")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(app.store, method, fails_once)
+    app.tasks.append(asyncio.create_task(show_progress(app.bot, app.store, 0.1)))
+    await say(app, telegram, EN, text="/start")  # recorded and handled all the same
+    await telegram.await_for(lambda: len(calls) >= 2, 10, f"{method} called again")
+    assert not any(task.done() for task in app.tasks)
