@@ -6,6 +6,11 @@ pending ones whose job is over, marks each 'sending', sends, and marks it 'sent'
 is dropped. A crash between Telegram accepting the album and the 'sent' mark (one HTTP response) leaves
 the row 'sending': on start-up those are sent again, because a duplicate album is better than a silent
 loss, and Telegram offers no way to ask whether a message went out.
+
+A timeout is just as ambiguous: the request may have reached Telegram and the album been delivered,
+yet it counts as a network failure and is sent again. Uploads get a longer request timeout
+(UPLOAD_TIMEOUT_S) to make that rarer, and on a graceful stop the sends under way get STOP_GRACE_S to
+finish before they are cancelled.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ log = logging.getLogger("artbooth.bot.delivery")
 MAX_ATTEMPTS = 40  # network failures: with back-off capped at 5 minutes, about three hours of trying
 MAX_PHOTO_BYTES = 10 * 1024 * 1024  # Telegram's limit for sendPhoto; bigger goes as a document
 ALBUM_MAX = 10  # items per sendMediaGroup
+UPLOAD_TIMEOUT_S = 180  # an album of four large pictures over a slow uplink; aiogram's default is 60 s
+STOP_GRACE_S = 5.0  # like the inbox's handlers (bot/app.py stops everything within 20 s)
 # What Telegram says when it will not take a picture as a photo (it will as a document).
 PHOTO_REFUSALS = (
     "PHOTO_INVALID_DIMENSIONS",
@@ -71,9 +78,10 @@ class DeliveryLoop:
         settings: BotSettings,
         *,
         concurrency: int = 4,
+        stop_grace_s: float = STOP_GRACE_S,
     ):
         self.bot, self.store, self.queue, self.texts, self.settings = bot, store, queue, texts, settings
-        self.concurrency = concurrency
+        self.concurrency, self.stop_grace_s = concurrency, stop_grace_s
         self._in_flight: dict[int, asyncio.Task] = {}
 
     async def run(self) -> None:
@@ -93,9 +101,18 @@ class DeliveryLoop:
                 await asyncio.sleep(self.settings.delivery_poll_s)
         finally:
             progress_task.cancel()
-            for task in list(self._in_flight.values()):
-                task.cancel()
-            await asyncio.gather(progress_task, *self._in_flight.values(), return_exceptions=True)
+            await self._finish_in_flight()
+            await asyncio.gather(progress_task, return_exceptions=True)
+
+    async def _finish_in_flight(self) -> None:
+        """On stop, sends under way get a few seconds: cut off, one that arrived would be sent again."""
+        tasks = list(self._in_flight.values())
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=self.stop_grace_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _start_due(self) -> None:
         free = self.concurrency - len(self._in_flight)
@@ -195,7 +212,15 @@ class DeliveryLoop:
         reply = ReplyParameters(message_id=reply_to) if reply_to else None
         if len(paths) == 1:
             send = self.bot.send_document if documents else self.bot.send_photo
-            return [await send(chat_id, FSInputFile(paths[0]), caption=caption, reply_parameters=reply)]
+            return [
+                await send(
+                    chat_id,
+                    FSInputFile(paths[0]),
+                    caption=caption,
+                    reply_parameters=reply,
+                    request_timeout=UPLOAD_TIMEOUT_S,
+                )
+            ]
         kind = InputMediaDocument if documents else InputMediaPhoto
         sent: list[Message] = []
         for start in range(0, len(paths), ALBUM_MAX):
@@ -205,7 +230,10 @@ class DeliveryLoop:
                 for i, p in enumerate(chunk)
             ]
             sent += await self.bot.send_media_group(
-                chat_id, media, reply_parameters=reply if start == 0 else None
+                chat_id,
+                media,
+                reply_parameters=reply if start == 0 else None,
+                request_timeout=UPLOAD_TIMEOUT_S,
             )
         return sent
 

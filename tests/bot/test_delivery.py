@@ -190,3 +190,33 @@ async def test_a_delivery_interrupted_mid_send_goes_out_on_restart(telegram, tmp
         assert len(telegram.sent("sendMediaGroup")) == 1
     finally:
         await app.stop()
+
+
+async def test_a_graceful_stop_lets_sends_under_way_finish(app, monkeypatch):
+    from bot.delivery import DeliveryLoop
+    from bot.storage import BotStore, DueDelivery
+
+    store = BotStore(app.db)  # not the app's: its own delivery loop must not take our due delivery
+    loop = DeliveryLoop(app.bot, store, app.queue, app.dispatcher["texts"], app.settings, stop_grace_s=5)
+    due = [DueDelivery(job_id=1, attempts=0, reply_to=None, job_state="done")]
+    finished = asyncio.Event()
+
+    async def due_once(limit: int) -> list[DueDelivery]:
+        return [due.pop()] if due else []
+
+    async def slow_send(_due: DueDelivery) -> None:
+        await asyncio.sleep(0.5)  # an album being uploaded
+        finished.set()
+
+    monkeypatch.setattr(store, "due_deliveries", due_once)
+    monkeypatch.setattr(loop, "deliver", slow_send)
+    task = asyncio.create_task(loop.run())
+
+    async def sending() -> None:
+        while not loop._in_flight:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(sending(), timeout=5)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert finished.is_set()
