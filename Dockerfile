@@ -3,7 +3,7 @@ FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
 ENV DEBIAN_FRONTEND=noninteractive PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv python3-pip \
+    && apt-get install -y --no-install-recommends python3 python3-venv python3-pip tini \
     && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
@@ -21,5 +21,7 @@ RUN pip install -e .
 # The database, uploads, results, LoRAs and the Hugging Face cache all live on the volume.
 ENV DATA_DIR=/data HF_HOME=/data/hf MODELS=sd15 DEVICE=auto INFERENCE=embedded
 VOLUME ["/data"]
+# tini as PID 1: it forwards signals and reaps orphans (a killed worker's children).
+ENTRYPOINT ["/usr/bin/tini", "--"]
 STOPSIGNAL SIGTERM
 CMD ["python", "-m", "bot"]

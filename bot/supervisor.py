@@ -2,7 +2,8 @@
 
 The worker runs in its own process group, so stopping it reaches anything it started: SIGTERM (it
 finishes or releases its job), then SIGKILL after worker_stop_timeout_s. If the bot itself is killed
-with -9, bot/orphan_guard.py has the kernel send the worker a SIGTERM.
+with -9, bot/orphan_guard.py has the kernel send the worker a SIGTERM. When the worker dies on its own,
+its group is killed before the next one starts. In the container, tini (PID 1) reaps what is left.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class WorkerSupervisor:
             self.starts += 1
             log.info("worker started (pid %s)", self.process.pid)
             code = await self.process.wait()
+            # What the dead worker started (a killed worker's grandchild) must not live beside the next one.
+            _signal_group(self.process.pid, signal.SIGKILL)
             if self._stopping:
                 return
             if time.monotonic() - started > self.healthy_after_s:

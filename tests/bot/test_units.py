@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -236,3 +237,39 @@ async def test_start_up_sweep_deletes_only_folders_of_users_and_jobs_that_are_go
         assert all(f.exists() for f in kept) and not any(f.exists() for f in gone)
     finally:
         await db.close()
+
+
+async def test_a_dead_workers_process_group_is_killed_before_the_restart(tmp_path):
+    import asyncio
+
+    from bot.supervisor import WorkerSupervisor
+
+    settings = BotSettings(_env_file=None, bot_token=TOKEN, data_dir=tmp_path)
+    supervisor = WorkerSupervisor(settings, min_backoff_s=30)
+    grandchild = tmp_path / "grandchild.pid"
+    # A worker that leaves a child behind and dies, as a kill -9'd one would.
+    supervisor.command = lambda: ["sh", "-c", f"sleep 60 & echo $! > {grandchild}; exit 3"]
+    task = asyncio.create_task(supervisor.run())
+    try:
+        while supervisor.process is None or supervisor.process.returncode is None or not grandchild.exists():
+            await asyncio.sleep(0.05)
+        pid = int(grandchild.read_text())
+        deadline = time.monotonic() + 5
+        while _alive(pid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not _alive(pid)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if grandchild.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(grandchild.read_text()), signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie (an orphan's zombie waits for PID 1 to reap it)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
