@@ -10,6 +10,7 @@ from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message, Update
 
+from bot.handlers.photo import IMAGE
 from bot.keyboards import TrainClass, class_keyboard
 from bot.replies import answer_quietly, safe_edit
 from bot.selfie_intake import SelfieDesk
@@ -18,8 +19,6 @@ from bot.storage import BotStore, UserRow
 from bot.texts import Texts
 from bot.training import CLASSES, MIN_PHOTOS, TrainingStore
 from jobs.aio import AsyncJobQueue
-
-IMAGE = F.photo | F.document.mime_type.startswith("image/")
 
 
 async def collecting(

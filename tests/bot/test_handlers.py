@@ -165,6 +165,13 @@ async def test_image_documents_are_accepted_and_other_files_are_not(app, telegra
     assert telegram.texts(EN.id)[-1] == "That file isn't an image. Send a photo, or a JPEG, PNG or WebP file."
     assert len(jobs_of(app, EN)) == 1
 
+    # A client that calls every file application/octet-stream: the name says it is a picture.
+    jpeg = make_photo()
+    await say(app, telegram, EN, document=(jpeg, "IMG_0001.JPG", "application/octet-stream"))
+    assert len(jobs_of(app, EN)) == 2 and jobs_of(app, EN)[-1]["payload"]["image"].endswith(".jpg")
+    await say(app, telegram, EN, document=(b"\x00\x01", "notes.bin", "application/octet-stream"))
+    assert len(jobs_of(app, EN)) == 2
+
 
 async def test_everything_else_gets_a_short_helpful_answer(app, telegram):
     await say(app, telegram, RU, text="привет")
