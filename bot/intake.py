@@ -113,7 +113,8 @@ class Intake:
             return
 
         if asked and one_off != "all" and get_style(one_off or "") is None:
-            await message.answer(texts.style_unknown(lang, one_off or ""))
+            if message.caption or message.media_group_id is None:  # once per album: its captioned photo
+                await message.answer(texts.style_unknown(lang, one_off or ""))
             return
         style = None if one_off == "all" else (one_off or user.style)
 

@@ -134,6 +134,15 @@ async def test_an_albums_caption_style_applies_to_all_its_photos(app, telegram, 
     ]
 
 
+async def test_an_album_with_an_unknown_caption_style_gets_one_answer(app, telegram, photo):
+    await say(app, telegram, EN, photo=photo, caption="/style picasso", media_group_id="album-3")
+    for _ in range(4):
+        await say(app, telegram, EN, photo=photo, media_group_id="album-3")
+    answers = telegram.texts(EN.id)
+    assert len(answers) == 1 and "picasso" in answers[0] and "vangogh" in answers[0]
+    assert jobs_of(app, EN) == []
+
+
 async def test_photo_is_downloaded_and_queued_with_a_delivery(app, telegram, photo):
     update_id = await say(app, telegram, EN, photo=photo)
     (job,) = jobs_of(app, EN)
