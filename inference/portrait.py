@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from PIL import Image
 
+from inference.handlers import payload_value
 from inference.train import adapters
 from inference.train.lora_io import LoraInfo, check_lora_for
 from jobs.errors import BAD_LORA, BAD_REQUEST, JobError
@@ -202,7 +203,7 @@ def run_portrait_job(ctx, job: Job) -> dict[str, Any]:
     """The worker's `portrait` handler: payload lora, scene, token, class, n, seed (docs/jobs.md)."""
     payload = job.payload
     path = _lora_for_job(ctx, job)
-    seed = int(payload["seed"]) if payload.get("seed") is not None else job.id
+    seed = payload_value(payload, "seed", int, job.id)
     if not ctx.report(0.05, "painting"):
         from inference.worker import JobStopped
 
@@ -213,7 +214,7 @@ def run_portrait_job(ctx, job: Job) -> dict[str, Any]:
         str(payload.get("scene") or ""),
         token=payload.get("token"),
         cls=payload.get("class"),
-        n=int(payload.get("n", 4)),
+        n=payload_value(payload, "n", int, 4),
         seed=seed,
         owner=str(job.user_id if job.user_id is not None else "anon"),
         max_batch=ctx.max_batch,

@@ -127,6 +127,16 @@ def test_job_refuses_another_users_lora(tiny_models, loras):
     assert error.value.code == BAD_LORA
 
 
+@pytest.mark.parametrize("bad", [{"n": "many"}, {"seed": "x"}])
+def test_job_with_malformed_numbers_is_bad_request(tiny_models, loras, bad):
+    data_dir = loras["1"].parents[2]
+    ctx = SimpleNamespace(models=tiny_models, data_dir=data_dir, report=lambda *a, **k: True, max_batch=None)
+    payload = {"lora": "loras/1/lora.safetensors", "scene": "moon", **bad}
+    with pytest.raises(JobError) as error:
+        run_portrait_job(ctx, SimpleNamespace(id=7, user_id=1, payload=payload))
+    assert error.value.code == BAD_REQUEST
+
+
 def test_loaded_but_disabled_adapters_leave_the_base_unet_graphable(tiny_models, loras):
     """Stylize replays CUDA graphs of the base UNet; loaded portrait adapters must not switch that off."""
     from inference.stylize import _lora_enabled
