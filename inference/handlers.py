@@ -60,7 +60,7 @@ def as_bool(value: Any) -> bool:
 
 
 def run_stylize_job(ctx: JobContext, job: Job) -> dict[str, Any]:
-    from inference.images import load_photo
+    from inference.images import load_photo, read_upload
     from inference.stylize import stylize
 
     payload = job.payload
@@ -70,12 +70,12 @@ def run_stylize_job(ctx: JobContext, job: Job) -> dict[str, Any]:
         raise JobError(BAD_REQUEST, f"unknown styles: {', '.join(unknown)}")
     if not isinstance(payload.get("image"), str):
         raise JobError(BAD_REQUEST, "no image given")
-    image_path = ctx.data_dir / payload["image"]
-    photo = load_photo(image_path)
+    data = read_upload(ctx.data_dir / payload["image"])  # read once: decoded, and hashed for the seed
+    photo = load_photo(data)
     # The same photo gives the same pictures, also when the job is retried after a crash.
     seed = payload_value(payload, "seed", int)
     if seed is None:
-        seed = zlib.crc32(image_path.read_bytes())
+        seed = zlib.crc32(data)
     if not ctx.report(0.05, "stylizing"):
         from inference.worker import JobStopped
 

@@ -40,7 +40,8 @@ DRAFT_SIDE = 1024  # JPEGs are DCT-decoded to no less than this short side (when
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
 
 
-def _read(src: Path | bytes, max_bytes: int) -> bytes:
+def read_upload(src: Path | bytes, max_bytes: int = MAX_BYTES) -> bytes:
+    """The bytes of an upload; a file over `max_bytes` is refused before it is read."""
     if isinstance(src, bytes | bytearray | memoryview):
         data = bytes(src)
     else:
@@ -148,7 +149,7 @@ def load_photo(
     max_jpeg_pixels: int = MAX_JPEG_PIXELS,
 ) -> Image.Image:
     """Read a user's photo as RGB (EXIF-rotated, first frame of an animation), or raise JobError."""
-    data = _read(src, max_bytes)
+    data = read_upload(src, max_bytes)
     im = _open(data)
     _check_size(im, max_pixels, max_jpeg_pixels)
     im = to_rgb(_decode(im))
