@@ -13,6 +13,7 @@ WORKDIR /app
 RUN pip install torch==2.13.0
 COPY pyproject.toml README.md ./
 COPY bot bot
+COPY contract contract
 COPY inference inference
 COPY jobs jobs
 COPY migrations migrations

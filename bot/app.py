@@ -24,12 +24,12 @@ from bot.limits import NoticeLimiter
 from bot.middlewares import UserMiddleware
 from bot.selfie_intake import SelfieDesk
 from bot.settings import BotSettings
-from bot.storage import BotStore
 from bot.supervisor import WorkerSupervisor
 from bot.telegram import create_bot
 from bot.texts import Texts
-from bot.training import TrainingStore
 from jobs.aio import AsyncJobQueue, open_db
+from jobs.store import BotStore
+from jobs.training_store import TrainingStore
 
 log = logging.getLogger("artbooth.bot")
 
@@ -51,7 +51,7 @@ def build_dispatcher(bot: Bot, db: aiosqlite.Connection, settings: BotSettings) 
     training = TrainingStore(db, settings.data_dir)
     dispatcher["training"] = training
     dispatcher["selfies"] = SelfieDesk(bot, store, training, queue, texts, settings)
-    dispatcher["forgetter"] = Forgetter(db, queue, settings.data_dir, settings.worker_lease_s)
+    dispatcher["forgetter"] = Forgetter(store, queue, settings.data_dir, settings.worker_lease_s)
     dispatcher.update.outer_middleware(UserMiddleware())
     dispatcher.include_routers(*get_routers())
     return dispatcher
@@ -91,7 +91,7 @@ async def _serve(bot: Bot, db: aiosqlite.Connection, settings: BotSettings, star
         await set_commands(bot, texts)
     except TelegramAPIError as error:
         log.warning("set_my_commands failed: %s", error)
-    await sweep_orphans(db, settings.data_dir)
+    await sweep_orphans(store, settings.data_dir)
     processor = InboxProcessor(dispatcher, bot, store)
     poller = UpdatePoller(
         bot,

@@ -10,7 +10,7 @@ from aiogram.enums import ChatAction
 from aiogram.exceptions import TelegramAPIError
 
 from bot.loops import IterationGuard
-from bot.storage import BotStore
+from jobs.store import BotStore
 
 log = logging.getLogger("artbooth.bot.chat_action")
 

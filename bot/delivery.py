@@ -33,12 +33,13 @@ from aiogram.types import FSInputFile, InputMediaDocument, InputMediaPhoto, Mess
 
 from bot.loops import IterationGuard
 from bot.settings import BotSettings
-from bot.storage import BotStore, DueDelivery
 from bot.texts import Texts
 from bot.train_progress import TrainingProgress, finish_training
+from contract.kinds import JobKind, PortraitRequest, PortraitResult, StylizeResult
 from jobs.aio import AsyncJobQueue
 from jobs.errors import INTERNAL
 from jobs.models import Job, JobState
+from jobs.store import BotStore, DueDelivery
 
 log = logging.getLogger("artbooth.bot.delivery")
 
@@ -144,7 +145,7 @@ class DeliveryLoop:
         lang = user.lang if user else "en"
         attempt = due.attempts + 1
         try:
-            if job.kind == "train":  # the progress message's last word (bot/train_progress.py)
+            if job.kind == JobKind.TRAIN:  # the progress message's last word (bot/train_progress.py)
                 messages = [await finish_training(self.bot, self.store, self.texts, self.settings, job, lang)]
             elif job.state == JobState.DONE:
                 try:
@@ -179,19 +180,19 @@ class DeliveryLoop:
             await self.store.retry_delivery(job_id, time.time() + backoff_s(attempt))
 
     async def send_album(self, job: Job, lang: str, reply_to: int | None) -> list[Message]:
-        result = job.result or {}
-        images = result.get("images") or []
-        paths = [self.settings.data_dir / image["path"] for image in images]
+        if job.kind == JobKind.PORTRAIT:
+            portrait = PortraitResult.from_dict(job.result)
+            request = PortraitRequest.from_payload(job.payload)
+            relative = portrait.images
+            caption = self.texts.portrait_caption(lang, request.title or request.scene)
+        else:
+            album = StylizeResult.from_dict(job.result)
+            relative = [image.path for image in album.images]
+            caption = self.texts.album_caption(lang, album.caption, [image.style for image in album.images])
+        paths = [self.settings.data_dir / path for path in relative]
         for path in paths:
             if not path.is_file():
                 raise FileNotFoundError(path)
-        if job.kind == "portrait":
-            title = job.payload.get("title") or job.payload.get("scene", "")
-            caption = self.texts.portrait_caption(lang, title)
-        else:
-            caption = self.texts.album_caption(
-                lang, result.get("caption", ""), [i.get("style", "") for i in images]
-            )
         as_documents = any(path.stat().st_size > MAX_PHOTO_BYTES for path in paths)
         if not as_documents:
             try:

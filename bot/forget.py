@@ -20,9 +20,8 @@ import logging
 import shutil
 from pathlib import Path
 
-import aiosqlite
-
 from jobs.aio import AsyncJobQueue
+from jobs.store import BotStore
 
 log = logging.getLogger("artbooth.bot.forget")
 
@@ -30,33 +29,19 @@ USER_DIRS = ("uploads", "selfies", "loras")
 
 
 class Forgetter:
-    def __init__(self, db: aiosqlite.Connection, queue: AsyncJobQueue, data_dir: Path, lease_s: float):
-        self.db, self.queue, self.data_dir = db, queue, data_dir
+    def __init__(self, store: BotStore, queue: AsyncJobQueue, data_dir: Path, lease_s: float):
+        self.store, self.queue, self.data_dir = store, queue, data_dir
         self.sweep_after_s = (lease_s, 2 * lease_s + 5, 300.0)
         self._sweeps: set[asyncio.Task] = set()
 
     async def forget(self, user_id: int, update_id: int) -> None:
-        rows = await (
-            await self.db.execute("SELECT id, state FROM jobs WHERE user_id = ?", (user_id,))
-        ).fetchall()
-        job_ids = [r[0] for r in rows]
-        running = [r[0] for r in rows if r[1] == "running"]
-        for job_id, state in rows:
+        states = await self.queue.user_job_states(user_id)
+        job_ids = list(states)
+        running = [job_id for job_id, state in states.items() if state == "running"]
+        for job_id, state in states.items():
             if state in ("queued", "running"):
                 await self.queue.cancel(job_id, user_id=user_id)
-        statements = (
-            ("DELETE FROM deliveries WHERE job_id IN (SELECT id FROM jobs WHERE user_id = ?)", (user_id,)),
-            ("DELETE FROM jobs WHERE user_id = ?", (user_id,)),
-            ("DELETE FROM selfies WHERE user_id = ?", (user_id,)),
-            ("DELETE FROM training_sessions WHERE user_id = ?", (user_id,)),
-            (
-                "DELETE FROM inbox WHERE user_id = ? AND (state != 'new' OR update_id <= ?)",
-                (user_id, update_id),
-            ),
-            ("DELETE FROM users WHERE id = ?", (user_id,)),
-        )
-        for statement, params in statements:
-            await self.db.execute(statement, params)
+        await self.store.delete_user(user_id, update_id)
         paths = self.paths(user_id, job_ids)
         await asyncio.to_thread(delete_paths, paths)
         log.info("user %s forgotten: %s jobs, %s running", user_id, len(job_ids), len(running))
@@ -80,22 +65,14 @@ class Forgetter:
             await asyncio.sleep(at - waited)
             waited = at
             paths = [self.data_dir / "results" / str(job_id) for job_id in job_ids]
-            training = await (
-                await self.db.execute(
-                    "SELECT 1 FROM jobs WHERE user_id = ? AND kind = 'train' AND state IN ('queued', 'running')"
-                    " UNION ALL SELECT 1 FROM users WHERE id = ? AND lora IS NOT NULL",
-                    (user_id, user_id),
-                )
-            ).fetchone()
-            if training is None:
+            if not await self.store.training_or_lora(user_id):
                 paths.append(self.data_dir / "loras" / str(user_id))
             await asyncio.to_thread(delete_paths, paths)
 
 
-async def sweep_orphans(db: aiosqlite.Connection, data_dir: Path) -> list[Path]:
+async def sweep_orphans(store: BotStore, data_dir: Path) -> list[Path]:
     """Folders of users and jobs that no longer exist (a /forget whose late sweep a restart cut short)."""
-    users = {r[0] for r in await (await db.execute("SELECT id FROM users")).fetchall()}
-    jobs = {r[0] for r in await (await db.execute("SELECT id FROM jobs")).fetchall()}
+    users, jobs = await store.user_ids(), await store.job_ids()
     owners = [(data_dir / d, users) for d in USER_DIRS] + [(data_dir / "results", jobs)]
     orphans = await asyncio.to_thread(_orphans, owners)
     if orphans:

@@ -30,7 +30,7 @@ from aiogram.types.update import UpdateTypeLookupError
 from aiogram.utils.backoff import Backoff, BackoffConfig
 
 from bot.loops import IterationGuard
-from bot.storage import BotStore, InboxRow
+from jobs.store import BotStore, InboxRow
 
 log = logging.getLogger("artbooth.bot.inbox")
 

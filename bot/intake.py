@@ -18,14 +18,14 @@ from aiogram.types import Message
 
 from bot.limits import NoticeLimiter, check_admission
 from bot.settings import BotSettings
-from bot.storage import BotStore, UserRow
 from bot.texts import Texts
-from inference.styles import ARTISTS, get_style
+from contract.kinds import INTERACTIVE_PRIORITY, JobKind, StylizeRequest
+from contract.styles import ARTISTS, get_style
 from jobs.aio import AsyncJobQueue
+from jobs.store import BotStore, UserRow
 
 log = logging.getLogger("artbooth.bot.intake")
 
-INTERACTIVE_PRIORITY = 10  # docs/jobs.md: interactive jobs outrank training (0)
 VARIANTS_OF_ONE_STYLE = 4
 _STYLE_CAPTION = re.compile(r"^/style(?:@\w+)?(?:\s+(?P<style>\S+))?", re.IGNORECASE)
 _EXTENSIONS = {
@@ -67,11 +67,11 @@ def caption_style(caption: str | None) -> tuple[bool, str | None]:
     return True, match.group("style").lower()
 
 
-def job_styles(style: str | None) -> tuple[list[str], int]:
+def job_styles(style: str | None) -> tuple[tuple[str, ...], int]:
     """(styles, variants per style): the four artists once each, or one style four times."""
     if style is None:
-        return list(ARTISTS), 1
-    return [style], VARIANTS_OF_ONE_STYLE
+        return ARTISTS, 1
+    return (style,), VARIANTS_OF_ONE_STYLE
 
 
 class Intake:
@@ -141,12 +141,12 @@ class Intake:
             return
 
         styles, variants = job_styles(style)
-        payload = {"image": relative.as_posix(), "styles": styles, "variants": variants}
-        if settings.stylize_steps:
-            payload["steps"] = settings.stylize_steps
+        request = StylizeRequest(
+            relative.as_posix(), styles=styles, variants=variants, steps=settings.stylize_steps or None
+        )
         job_id, created = await self.queue.enqueue(
-            "stylize",
-            payload,
+            JobKind.STYLIZE,
+            request.to_payload(),
             user_id=user.id,
             chat_id=message.chat.id,
             priority=INTERACTIVE_PRIORITY,

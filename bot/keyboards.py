@@ -7,7 +7,7 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.texts import Texts
-from inference.styles import STYLES
+from contract.styles import STYLES
 
 ALL_STYLES = "all"  # the four artists
 
@@ -45,11 +45,11 @@ def lang_keyboard() -> InlineKeyboardMarkup:
 
 # -- /train, /portrait, /forget ----------------------------------------------------------------
 class TrainClass(CallbackData, prefix="cls"):
-    cls: str  # bot.training.CLASSES
+    cls: str  # contract.kinds.SUBJECT_CLASSES
 
 
 class SceneChoice(CallbackData, prefix="scene"):
-    scene: str  # an inference.scenes id
+    scene: str  # an contract.scenes id
 
 
 class ForgetChoice(CallbackData, prefix="forget"):

@@ -18,21 +18,12 @@ async def check_admission(queue: AsyncJobQueue, settings: BotSettings, user_id: 
     """None when the user may queue one more job. Admins are only held back by the global cap."""
     if (
         user_id not in settings.admin_ids
-        and await count_interactive(queue, user_id) >= settings.max_jobs_per_user
+        and await queue.count_interactive(user_id) >= settings.max_jobs_per_user
     ):
         return Refusal.TOO_MANY
     if await queue.count_queued() >= settings.max_queue:
         return Refusal.QUEUE_FULL
     return None
-
-
-async def count_interactive(queue: AsyncJobQueue, user_id: int) -> int:
-    """Unfinished jobs of the user, a training aside: it runs for minutes and must not lock them out."""
-    cursor = await queue.db.execute(
-        "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND state IN ('queued', 'running') AND kind != 'train'",
-        (user_id,),
-    )
-    return (await cursor.fetchone())[0]
 
 
 class NoticeLimiter:

@@ -8,8 +8,8 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import Chat, TelegramObject, User
 
-from bot.storage import BotStore
 from bot.texts import lang_from_code
+from jobs.store import BotStore
 
 
 class UserMiddleware(BaseMiddleware):

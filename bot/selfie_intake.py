@@ -18,24 +18,25 @@ from pathlib import Path
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import Message
+from PIL import Image
 
 from bot.intake import IncomingImage, _download
 from bot.settings import BotSettings
-from bot.storage import BotStore
 from bot.texts import Texts
-from bot.training import (
-    DUPLICATE,
-    MAX_PHOTOS,
-    MIN_PHOTOS,
-    TOKEN,
+from contract.faces import CROP_SIZE, DUPLICATE, examine_selfie, is_duplicate
+from contract.kinds import (
+    DEFAULT_CLASS,
+    MAX_SELFIES,
+    MIN_SELFIES,
+    TRAIN_MAX_ATTEMPTS,
     TRAIN_PRIORITY,
-    TrainingStore,
-    examine,
-    save_crop,
+    JobKind,
+    TrainRequest,
 )
-from inference.faces import is_duplicate
 from jobs.aio import AsyncJobQueue
 from jobs.errors import FILE_TOO_LARGE, INTERNAL
+from jobs.store import BotStore
+from jobs.training_store import TrainingStore
 
 log = logging.getLogger("artbooth.bot.selfies")
 
@@ -71,11 +72,11 @@ class SelfieDesk:
     # -- one photo ------------------------------------------------------------------------------
     async def add(self, message: Message, update_id: int, user_id: int, lang: str) -> None:
         replay = await self.training.has_selfie_from(update_id)
-        if await self.training.selfie_count(user_id) >= MAX_PHOTOS:
+        if await self.training.selfie_count(user_id) >= MAX_SELFIES:
             if replay:  # the photo that filled the session, after a crash: finish starting the training
                 await self.start_training(user_id, message.chat.id, lang, f"tg:{update_id}")
             else:  # full, and not training (it failed, or the 20th's update waits for its retry)
-                await self._notice_once(message, user_id, self.texts(lang, "selfie_limit", max=MAX_PHOTOS))
+                await self._notice_once(message, user_id, self.texts(lang, "selfie_limit", max=MAX_SELFIES))
             return
         if replay:  # a replay after a crash: this photo's summary is lost, the next one counts it
             return
@@ -83,7 +84,7 @@ class SelfieDesk:
         batch = self._batches.setdefault(user_id, _Batch(message.chat.id, lang))
         batch.outcomes.append(code)
         count = await self.training.selfie_count(user_id)
-        if count >= MAX_PHOTOS:
+        if count >= MAX_SELFIES:
             await self.flush(user_id)
             await self.start_training(user_id, message.chat.id, lang, f"tg:{update_id}")
         elif message.media_group_id is None:
@@ -98,7 +99,7 @@ class SelfieDesk:
         incoming = self.training.selfie_dir(user_id) / ".incoming" / f"{update_id}.{image.extension}"
         try:
             await _download(self.bot, image.file_id, incoming)
-            verdict = await asyncio.to_thread(examine, incoming)
+            verdict = await asyncio.to_thread(examine_selfie, incoming)
         except TelegramBadRequest as error:
             log.warning("update %s: selfie download failed: %s", update_id, error)
             return FILE_TOO_LARGE if "too big" in error.message.lower() else INTERNAL
@@ -157,12 +158,12 @@ class SelfieDesk:
                     lines.append(
                         texts(lang, "selfie_bad_n", n=number, reason=texts.selfie_reason(lang, code))
                     )
-        if count >= MAX_PHOTOS:
-            lines.append(texts(lang, "selfie_full", max=MAX_PHOTOS))
-        elif count >= MIN_PHOTOS:
-            lines.append(texts(lang, "selfie_enough", count=count, min=MIN_PHOTOS, max=MAX_PHOTOS))
+        if count >= MAX_SELFIES:
+            lines.append(texts(lang, "selfie_full", max=MAX_SELFIES))
+        elif count >= MIN_SELFIES:
+            lines.append(texts(lang, "selfie_enough", count=count, min=MIN_SELFIES, max=MAX_SELFIES))
         else:
-            lines.append(texts(lang, "selfie_more", count=count, min=MIN_PHOTOS, left=MIN_PHOTOS - count))
+            lines.append(texts(lang, "selfie_more", count=count, min=MIN_SELFIES, left=MIN_SELFIES - count))
         return "\n".join(lines)
 
     # -- photos after the 20th --------------------------------------------------------------------
@@ -174,11 +175,11 @@ class SelfieDesk:
             and session.state == "training"
             and session.training_at is not None
             and time.time() - session.training_at < OVERFLOW_WINDOW_S
-            and await self.training.selfie_count(user_id) >= MAX_PHOTOS
+            and await self.training.selfie_count(user_id) >= MAX_SELFIES
         )
 
     async def overflow(self, message: Message, user_id: int, lang: str) -> None:
-        await self._notice_once(message, user_id, self.texts(lang, "selfie_overflow", max=MAX_PHOTOS))
+        await self._notice_once(message, user_id, self.texts(lang, "selfie_overflow", max=MAX_SELFIES))
 
     async def _notice_once(self, message: Message, user_id: int, text: str) -> None:
         now = time.monotonic()
@@ -191,31 +192,29 @@ class SelfieDesk:
     async def start_training(self, user_id: int, chat_id: int, lang: str, dedup_key: str) -> int:
         session = await self.training.session(user_id)
         assert session is not None
-        payload: dict = {
-            "photos": await self.training.selfie_paths(user_id),
-            "class": session.cls or "person",
-            "token": TOKEN,
-        }
-        if self.settings.train_steps is not None:
-            payload["steps"] = self.settings.train_steps
+        request = TrainRequest(
+            photos=tuple(await self.training.selfie_paths(user_id)),
+            cls=session.cls or DEFAULT_CLASS,
+            steps=self.settings.train_steps,
+        )
         job_id, created = await self.queue.enqueue(
-            "train",
-            payload,
+            JobKind.TRAIN,
+            request.to_payload(),
             user_id=user_id,
             chat_id=chat_id,
             priority=TRAIN_PRIORITY,
             dedup_key=dedup_key,
-            max_attempts=2,
+            max_attempts=TRAIN_MAX_ATTEMPTS,
         )
         if created:
-            log.info("user %s: train job %s with %s photos", user_id, job_id, len(payload["photos"]))
+            log.info("user %s: train job %s with %s photos", user_id, job_id, len(request.photos))
         # The delivery first: until mark_training, a replay of this update comes back here (see add).
         await self.store.add_delivery(job_id, None)
         await self.training.mark_training(user_id, job_id)
         session = await self.training.session(user_id)
         if session is not None and session.progress_message is None:
             sent = await self.bot.send_message(
-                chat_id, self.texts(lang, "train_started", count=len(payload["photos"]))
+                chat_id, self.texts(lang, "train_started", count=len(request.photos))
             )
             await self.training.set_progress_message(user_id, sent.message_id)
         return job_id
@@ -235,3 +234,13 @@ class SelfieDesk:
             await asyncio.gather(
                 *(b.timer for b in self._batches.values() if b.timer), return_exceptions=True
             )
+
+
+async def save_crop(crop: Image.Image, target: Path) -> None:
+    def write() -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.part")
+        crop.convert("RGB").resize((CROP_SIZE, CROP_SIZE)).save(partial, format="JPEG", quality=95)
+        partial.replace(target)
+
+    await asyncio.to_thread(write)

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from contract.settings import DEFAULT_DATA_DIR, DEFAULT_DEVICE, DEFAULT_MODELS, SharedSettings
+
 # <bot id>:<secret> as @BotFather hands it out (the secret is 35 characters today; accept 30 or more).
 TOKEN_SHAPE = re.compile(r"^\d+:[\w-]{30,}$")
 
@@ -19,9 +21,10 @@ class BotSettings(BaseSettings):
     bot_token: SecretStr
     telegram_api_base: str | None = None  # None: Telegram's own api.telegram.org
     telegram_api_local: bool = False  # the server at TELEGRAM_API_BASE runs with --local (shares our disk)
-    data_dir: Path = Path("data")
-    models: str = "sd15"  # passed on to the embedded worker
-    device: str = "auto"  # passed on to the embedded worker
+    # Read by the worker too (contract/settings.py); the embedded worker gets them through `shared`.
+    data_dir: Path = DEFAULT_DATA_DIR
+    models: str = DEFAULT_MODELS
+    device: str = DEFAULT_DEVICE
     inference: Literal["embedded", "external"] = "embedded"
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
 
@@ -62,8 +65,12 @@ class BotSettings(BaseSettings):
         return value
 
     @property
+    def shared(self) -> SharedSettings:
+        return SharedSettings(data_dir=self.data_dir, models=self.models, device=self.device)
+
+    @property
     def db_path(self) -> Path:
-        return self.data_dir / "artbooth.sqlite3"
+        return self.shared.db_path
 
     @property
     def max_download_bytes(self) -> int:

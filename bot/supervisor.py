@@ -42,12 +42,7 @@ class WorkerSupervisor:
         return [sys.executable, "-m", "bot.orphan_guard", str(os.getpid()), "--", *worker]
 
     def environment(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "DATA_DIR": str(self.settings.data_dir.resolve()),
-            "MODELS": self.settings.models,
-            "DEVICE": self.settings.device,
-        }
+        return {**os.environ, **self.settings.shared.to_env()}
 
     async def run(self) -> None:
         backoff = self.min_backoff_s

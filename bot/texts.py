@@ -5,8 +5,8 @@ from __future__ import annotations
 from html import escape
 
 from bot.texts_train import CLASS_NAMES, SELFIE_REASON_OTHER, SELFIE_REASONS, TRAIN_EN, TRAIN_RU
-from inference.scenes import SCENES_BY_ID
-from inference.styles import ARTISTS, STYLES
+from contract.scenes import SCENES_BY_ID
+from contract.styles import ARTISTS, STYLES
 from jobs import errors
 
 LANGS = ("en", "ru")

@@ -17,11 +17,12 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRet
 from aiogram.types import Message
 
 from bot.settings import BotSettings
-from bot.storage import BotStore
 from bot.texts import Texts
-from bot.training import TOKEN, TrainingStore
+from contract.kinds import TrainPhase, TrainResult
 from jobs.aio import AsyncJobQueue
 from jobs.models import Job, JobState
+from jobs.store import BotStore
+from jobs.training_store import TrainingStore
 
 log = logging.getLogger("artbooth.bot.train_progress")
 
@@ -32,9 +33,8 @@ def progress_text(texts: Texts, lang: str, job: Job, ahead: int) -> str:
     if job.state == JobState.QUEUED:
         return texts(lang, "train_waiting", ahead=ahead)
     percent = round(job.progress * 100)
-    phase = (
-        "train_phase_prepare" if (job.progress_text or "").startswith("preparing") else "train_phase_learn"
-    )
+    preparing = TrainPhase.of(job.progress_text) == TrainPhase.CLASS_IMAGES
+    phase = "train_phase_prepare" if preparing else "train_phase_learn"
     eta = ""
     if job.eta_s is not None and job.eta_s > 0:
         eta = texts(lang, "train_eta", minutes=max(1, round(job.eta_s / 60)))
@@ -128,11 +128,9 @@ async def finish_training(
     assert job.user_id is not None and job.chat_id is not None
     session = await training.session(job.user_id)
     progress_message = session.progress_message if session and session.job_id == job.id else None
-    if job.state == JobState.DONE and job.result and job.result.get("lora"):
-        result = job.result
-        await training.set_lora(
-            job.user_id, result["lora"], result.get("class") or "person", result.get("token") or TOKEN
-        )
+    trained = TrainResult.from_dict(job.result) if job.state == JobState.DONE else None
+    if trained is not None:
+        await training.set_lora(job.user_id, trained.lora, trained.cls, trained.token)
         if session is not None and session.job_id == job.id:
             await training.close_session(job.user_id, delete_selfies=not settings.keep_selfies)
         text = texts(lang, "train_ready")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import time
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from inference.styles import ARTISTS
+from contract.styles import ARTISTS
 
 
 def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -181,7 +180,7 @@ def run_bench(args: argparse.Namespace) -> int:
             "diffusers": diffusers.__version__,
             "transformers": transformers.__version__,
         },
-        "compile": os.environ.get("ARTBOOTH_COMPILE") == "1",
+        "compile": models.settings.compile,
         "resolution": list(photo.size),
         "steps": args.steps,
         "strength": args.strength,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inference.styles import ARTISTS, STYLES
+from contract.styles import ARTISTS, STYLES
 
 
 def add_stylize_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -52,7 +52,7 @@ def add_stylize_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
 
 def run_stylize(args: argparse.Namespace) -> int:
     """Raises JobError for a bad photo or missing weights; `python -m inference` prints it as one line."""
-    from inference.images import load_photo
+    from contract.images import load_photo
     from inference.models import load_models
     from inference.settings import InferenceSettings
     from inference.stylize import stylize

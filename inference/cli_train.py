@@ -15,6 +15,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from contract.kinds import DEFAULT_TOKEN
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic"}
 
 
@@ -22,7 +24,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train a personal LoRA from a folder of selfies")
     p.add_argument("dir", nargs="?", type=Path, help="folder of 3-20 photos of one person")
     p.add_argument("--class", dest="cls", default="person", help="class noun: man, woman, person...")
-    p.add_argument("--token", default="sks")
+    p.add_argument("--token", default=DEFAULT_TOKEN)
     p.add_argument("--steps", type=int)
     p.add_argument("--rank", type=int)
     p.add_argument("--lr", type=float)
@@ -77,8 +79,8 @@ def _config(args: argparse.Namespace):
 
 def read_folder(folder: Path) -> list:
     """Accepted 512×512 face crops; prints each photo's verdict."""
-    from inference.faces import check_selfie, image_fingerprint, is_duplicate
-    from inference.images import load_photo
+    from contract.faces import check_selfie, image_fingerprint, is_duplicate
+    from contract.images import load_photo
     from jobs.errors import JobError
 
     accepted, fingerprints = [], []
@@ -103,8 +105,8 @@ def read_folder(folder: Path) -> list:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from contract.kinds import MIN_SELFIES
     from inference.models import load_models
-    from inference.train.job import MIN_PHOTOS
     from inference.train.loop import train_lora
     from jobs.errors import TOO_FEW_PHOTOS
 
@@ -116,8 +118,8 @@ def run_train(args: argparse.Namespace) -> int:
         print("train: DIR must be a folder of photos", file=sys.stderr)
         return 2
     photos = read_folder(args.dir)
-    if len(photos) < MIN_PHOTOS:
-        print(f"{TOO_FEW_PHOTOS}: {len(photos)} usable photos, {MIN_PHOTOS} needed", file=sys.stderr)
+    if len(photos) < MIN_SELFIES:
+        print(f"{TOO_FEW_PHOTOS}: {len(photos)} usable photos, {MIN_SELFIES} needed", file=sys.stderr)
         return 1
     models = load_models(settings, roles=("base",))
 

@@ -8,7 +8,6 @@ The same `from_pretrained` code loads real weights (`MODELS=sd15`) and the twins
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -145,7 +144,7 @@ def _quiet_loading() -> None:
     warnings.filterwarnings("ignore", message=".*torch_dtype.*is deprecated", category=FutureWarning)
 
 
-def _configure_cuda(pipe) -> None:
+def _configure_cuda(pipe, settings: InferenceSettings) -> None:
     """Cheap CUDA speedups, measured on an H100 (sd15-random, batch 8 at 64x64 latents, fp16).
 
     fp16 weights and SDPA attention are the base; TF32 and cuDNN autotuning are free. channels_last
@@ -158,19 +157,15 @@ def _configure_cuda(pipe) -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
-    if os.environ.get("ARTBOOTH_CHANNELS_LAST") == "1":
+    if settings.channels_last:
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
-    if compile_enabled():
+    if settings.compile:
         import torch._inductor.config as inductor_config
 
         inductor_config.conv_1x1_as_mm = True  # diffusers' recipe for SD UNets
         pipe.unet = torch.compile(pipe.unet, fullgraph=False)
         pipe.vae.decode = torch.compile(pipe.vae.decode, fullgraph=False)
-
-
-def compile_enabled() -> bool:
-    return os.environ.get("ARTBOOTH_COMPILE") == "1"
 
 
 def load_base(settings: InferenceSettings, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any]:
@@ -194,7 +189,7 @@ def load_base(settings: InferenceSettings, device: torch.device, dtype: torch.dt
     )
     txt2img.to(device)
     if device.type == "cuda":
-        _configure_cuda(txt2img)
+        _configure_cuda(txt2img, settings)
     img2img = StableDiffusionImg2ImgPipeline(**txt2img.components, requires_safety_checker=False)
     for pipe in (txt2img, img2img):
         pipe.set_progress_bar_config(disable=True)

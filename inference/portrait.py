@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from PIL import Image
 
-from inference.handlers import payload_value
+from contract import kinds
+from inference.context import JobContext, JobStopped
 from inference.train import adapters
 from inference.train.lora_io import LoraInfo, check_lora_for
 from jobs.errors import BAD_LORA, BAD_REQUEST, JobError
@@ -182,9 +183,9 @@ def user_lora_path(data_dir: Path, user_id: int | str) -> Path:
     return Path(data_dir) / "loras" / str(user_id) / "lora.safetensors"
 
 
-def _lora_for_job(ctx, job: Job) -> Path:
+def _lora_for_job(ctx: JobContext, job: Job, request: kinds.PortraitRequest) -> Path:
     """The payload's LoRA, which must be the requesting user's own (never another user's)."""
-    relative = job.payload.get("lora") or (
+    relative = request.lora or (
         user_lora_path(Path(), job.user_id).as_posix() if job.user_id is not None else None
     )
     if not relative:
@@ -199,25 +200,23 @@ def _lora_for_job(ctx, job: Job) -> Path:
     return path
 
 
-def run_portrait_job(ctx, job: Job) -> dict[str, Any]:
-    """The worker's `portrait` handler: payload lora, scene, token, class, n, seed (docs/jobs.md)."""
-    payload = job.payload
-    path = _lora_for_job(ctx, job)
-    seed = payload_value(payload, "seed", int, job.id)
+def run_portrait_job(ctx: JobContext, job: Job) -> dict[str, Any]:
+    """The worker's `portrait` handler: a PortraitRequest (contract/kinds.py) in, n pictures out."""
+    request = kinds.PortraitRequest.from_payload(job.payload)
+    path = _lora_for_job(ctx, job, request)
+    seed = request.seed if request.seed is not None else job.id
     if not ctx.report(0.05, "painting"):
-        from inference.worker import JobStopped
-
         raise JobStopped()
     result = portrait(
         ctx.models,
         path,
-        str(payload.get("scene") or ""),
-        token=payload.get("token"),
-        cls=payload.get("class"),
-        n=payload_value(payload, "n", int, 4),
+        request.scene,
+        token=request.token,
+        cls=request.cls,
+        n=request.n,
         seed=seed,
         owner=str(job.user_id if job.user_id is not None else "anon"),
         max_batch=ctx.max_batch,
     )
-    images = [{"path": ctx.save_image(image, f"{i:02d}.jpg")} for i, image in enumerate(result.images)]
-    return {"prompt": result.prompt, "images": images, "seconds": round(result.seconds, 3), "seed": seed}
+    images = [ctx.save_image(image, f"{i:02d}.jpg") for i, image in enumerate(result.images)]
+    return kinds.PortraitResult(result.prompt, images, round(result.seconds, 3), seed).to_dict()

@@ -1,34 +1,28 @@
-"""The worker's settings, from the environment (and `.env`). Plain dataclass: no pydantic on GPU hosts."""
+"""The worker's settings, from the environment (and `.env`). Plain dataclass: no pydantic on GPU hosts.
+
+What the bot reads too (DATA_DIR, the database, MODELS, DEVICE) comes from contract/settings.py.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
+
+from contract.settings import SharedSettings, load_dotenv
 
 
-def load_dotenv(path: Path = Path(".env")) -> None:
-    """Fill os.environ from KEY=VALUE lines without overriding what is already set."""
-    if not path.is_file():
-        return
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        os.environ.setdefault(key.strip(), value.strip().strip("'\""))
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    value = env.get(name)
+    return default if value in (None, "") else value.strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass
-class InferenceSettings:
-    data_dir: Path = Path("data")
-    models: str = "sd15"  # sd15 | tiny | sd15-random
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+class InferenceSettings(SharedSettings):
     overrides: dict[str, str] = field(default_factory=dict)  # role -> hub id or local dir
-
-    @property
-    def db_path(self) -> Path:
-        return self.data_dir / "artbooth.sqlite3"
+    # GPU speed switches (docs/benchmarks.md says what each measured)
+    cuda_graphs: bool = True  # ARTBOOTH_CUDA_GRAPHS: replay the UNet and BLIP decoding as CUDA graphs
+    compile: bool = False  # ARTBOOTH_COMPILE: torch.compile the UNet and the VAE decoder
+    channels_last: bool = False  # ARTBOOTH_CHANNELS_LAST
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> InferenceSettings:
@@ -38,8 +32,9 @@ class InferenceSettings:
         # MODEL_BASE=..., MODEL_CAPTION=..., MODEL_VQA=..., MODEL_CONTROL=...: per-role overrides
         overrides = {k[len("MODEL_") :].lower(): v for k, v in env.items() if k.startswith("MODEL_") and v}
         return cls(
-            data_dir=Path(env.get("DATA_DIR", "data")),
-            models=env.get("MODELS", "sd15"),
-            device=env.get("DEVICE", "auto"),
+            **cls.shared_from_env(env),  # type: ignore[arg-type]
             overrides=overrides,
+            cuda_graphs=_flag(env, "ARTBOOTH_CUDA_GRAPHS", True),
+            compile=_flag(env, "ARTBOOTH_COMPILE", False),
+            channels_last=_flag(env, "ARTBOOTH_CHANNELS_LAST", False),
         )

@@ -18,7 +18,6 @@ worker halves after a CUDA OOM). `mode="text2img"` runs the same loop from pure 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,9 +25,9 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
+from contract.images import prepare_for_sd
+from contract.styles import ARTISTS, STYLES, StylePreset
 from inference.captioner import FALLBACK_CAPTION
-from inference.images import prepare_for_sd
-from inference.styles import ARTISTS, STYLES, StylePreset
 from jobs.errors import BAD_REQUEST, JobError
 
 MODES = ("img2img", "text2img")
@@ -222,7 +221,7 @@ class GraphedUNet:
 def unet_runner(models) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
     """The UNet call used by the loop: graphed on CUDA (see GraphedUNet), plain elsewhere."""
     unet = models.txt2img.unet
-    if models.device.type != "cuda" or os.environ.get("ARTBOOTH_CUDA_GRAPHS", "1") != "1":
+    if models.device.type != "cuda" or not models.settings.cuda_graphs:
         return lambda x, t, embeds: unet(x, t, encoder_hidden_states=embeds, return_dict=False)[0]
     lazy = models._lazy
     if lazy.get("unet_graphs") is None or lazy["unet_graphs"].unet is not unet:

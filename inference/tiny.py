@@ -242,7 +242,7 @@ def _apply_bpe(parts: list[str], ranks: dict[tuple[str, str], int]) -> list[str]
 
 
 def _clip_words() -> list[str]:
-    from inference.styles import STYLES
+    from contract.styles import STYLES
 
     text = " ".join([" ".join(_WORDS)] + [f"{s.prompt} {s.negative}" for s in STYLES.values()])
     return list(dict.fromkeys(re.findall(r"[a-z]+", text.lower())))

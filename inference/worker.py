@@ -13,13 +13,11 @@ import sqlite3
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
-from inference.handlers import HANDLERS, INTERACTIVE_PRIORITY, resolve_handler
+from inference.context import JobContext, JobStopped
+from inference.handlers import HANDLERS, resolve_handler
 from inference.settings import InferenceSettings
 from jobs import JobQueue
 from jobs.errors import INTERNAL, OUT_OF_MEMORY, JobError
@@ -27,64 +25,6 @@ from jobs.models import Job, JobState
 
 log = logging.getLogger("artbooth.worker")
 BATCHED_KINDS = ("stylize", "portrait")  # kinds whose handlers honour ctx.max_batch
-
-
-class JobStopped(Exception):
-    """Raised inside a handler (via ctx.report) when its job was cancelled or the worker is stopping."""
-
-
-@dataclass
-class JobContext:
-    """What a handler sees: the models, where to write, and how to report progress."""
-
-    worker: Worker
-    job: Job
-    max_batch: int | None = None
-    cancelled: bool = False  # set by the heartbeat or report() when the job is no longer ours
-    told_to_stop: bool = False  # report() returned False: whatever the handler does next is a stop
-
-    @property
-    def models(self) -> Any:
-        return self.worker.models
-
-    @property
-    def data_dir(self) -> Path:
-        return self.worker.settings.data_dir
-
-    @property
-    def queue(self) -> JobQueue:
-        return self.worker.queue
-
-    @property
-    def result_dir(self) -> Path:
-        path = self.data_dir / "results" / str(self.job.id)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def save_image(self, image: Any, name: str) -> str:
-        """Write an image under results/<job id>/ atomically; returns its path relative to DATA_DIR."""
-        target = self.result_dir / name
-        tmp = target.with_name(f".{name}.tmp")
-        image.save(tmp, format=Image.registered_extensions()[target.suffix.lower()], quality=93)
-        tmp.replace(target)
-        return target.relative_to(self.data_dir).as_posix()
-
-    def report(self, fraction: float, text: str | None = None, eta_s: float | None = None) -> bool:
-        """Record progress. False when the job must stop: cancelled by its user or the worker is stopping."""
-        if not self.cancelled and not self.worker.stopping:
-            if self.queue.progress(self.job.id, fraction, text, eta_s):
-                return True
-            self.cancelled = True
-        self.told_to_stop = True
-        return False
-
-    def should_yield(self) -> bool:
-        """Is an interactive job waiting? Long jobs ask between steps."""
-        return not self.worker.stopping and self.queue.has_waiting(INTERACTIVE_PRIORITY)
-
-    def run_waiting_interactive(self) -> int:
-        """Run the interactive jobs waiting now (a long job calls this between steps)."""
-        return self.worker.run_pending(min_priority=INTERACTIVE_PRIORITY)
 
 
 class _Heartbeat(threading.Thread):

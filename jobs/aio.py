@@ -88,11 +88,20 @@ class AsyncJobQueue:
     async def count_unfinished(self, user_id: int) -> int:
         return (await (await self.db.execute(sql.COUNT_UNFINISHED_USER, (user_id,))).fetchone())[0]
 
+    async def count_interactive(self, user_id: int) -> int:
+        """Unfinished jobs of the user other than a training."""
+        return (await (await self.db.execute(sql.COUNT_INTERACTIVE_USER, (user_id,))).fetchone())[0]
+
     async def count_queued(self) -> int:
         return (await (await self.db.execute(sql.COUNT_QUEUED)).fetchone())[0]
 
     async def count_running(self) -> int:
         return (await (await self.db.execute(sql.COUNT_RUNNING)).fetchone())[0]
+
+    async def user_job_states(self, user_id: int) -> dict[int, str]:
+        """Every job of the user, finished or not: id → state."""
+        rows = await (await self.db.execute(sql.USER_JOB_STATES, (user_id,))).fetchall()
+        return {r[0]: r[1] for r in rows}
 
     async def user_jobs(self, user_id: int) -> list[Job]:
         rows = await (await self.db.execute(sql.USER_JOBS, (user_id,))).fetchall()

@@ -72,9 +72,14 @@ WHERE me.id = :id AND other.state = 'queued' AND other.id != me.id
   AND (other.priority > me.priority OR (other.priority = me.priority AND other.id < me.id))
 """
 COUNT_UNFINISHED_USER = "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND state IN ('queued', 'running')"
+# A training aside: it runs for minutes and must not lock its user out of photos.
+COUNT_INTERACTIVE_USER = """
+SELECT COUNT(*) FROM jobs WHERE user_id = ? AND state IN ('queued', 'running') AND kind != 'train'
+"""
 COUNT_QUEUED = "SELECT COUNT(*) FROM jobs WHERE state = 'queued'"
 COUNT_RUNNING = "SELECT COUNT(*) FROM jobs WHERE state = 'running'"
 HAS_WAITING = "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' AND priority >= ?)"
+USER_JOB_STATES = "SELECT id, state FROM jobs WHERE user_id = ?"
 USER_JOBS = """
 SELECT * FROM jobs WHERE user_id = ? AND state IN ('queued', 'running') ORDER BY id
 """

@@ -10,8 +10,8 @@ from bot.forget import Forgetter
 from bot.keyboards import ForgetChoice, forget_keyboard
 from bot.replies import answer_quietly, safe_edit
 from bot.selfie_intake import SelfieDesk
-from bot.storage import UserRow
 from bot.texts import Texts
+from jobs.store import UserRow
 
 
 async def forget_command(message: Message, texts: Texts, lang: str) -> None:

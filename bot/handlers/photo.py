@@ -6,7 +6,7 @@ from aiogram import F, Router
 from aiogram.types import Message, Update
 
 from bot.intake import Intake
-from bot.storage import UserRow
+from jobs.store import UserRow
 
 
 async def image(message: Message, event_update: Update, intake: Intake, user_row: UserRow, lang: str) -> None:

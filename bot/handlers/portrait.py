@@ -13,18 +13,18 @@ from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message, Update
 
-from bot.intake import INTERACTIVE_PRIORITY, Intake
+from bot.intake import Intake
 from bot.keyboards import SceneChoice, scene_keyboard
 from bot.limits import check_admission
 from bot.replies import answer_quietly
 from bot.settings import BotSettings
-from bot.storage import BotStore, UserRow
 from bot.texts import Texts
-from bot.training import TrainingStore
-from inference.scenes import PORTRAIT_SCENES, SCENES_BY_ID
+from contract.kinds import INTERACTIVE_PRIORITY, JobKind, PortraitRequest
+from contract.scenes import PORTRAIT_SCENES, SCENES_BY_ID
 from jobs.aio import AsyncJobQueue
+from jobs.store import BotStore, UserRow
+from jobs.training_store import TrainingStore
 
-PORTRAITS = 4
 CYRILLIC = re.compile("[\u0400-\u04ff]")  # SD's text encoder knows English; Russian words reach it as noise
 
 
@@ -65,10 +65,10 @@ async def queue_portrait(
         allowed = intake.notices.allow(user_row.id)
         return texts(lang, refusal.value, limit=settings.max_jobs_per_user) if allowed else None
     path, cls, token = lora
-    payload = {"lora": path, "scene": scene, "title": title, "class": cls, "token": token, "n": PORTRAITS}
+    request = PortraitRequest(scene, lora=path, title=title, cls=cls, token=token)
     job_id, created = await queue.enqueue(
-        "portrait",
-        payload,
+        JobKind.PORTRAIT,
+        request.to_payload(),
         user_id=user_row.id,
         chat_id=chat_id,
         priority=INTERACTIVE_PRIORITY,

@@ -9,8 +9,8 @@ from aiogram.types import CallbackQuery, Message
 from bot.keyboards import LangChoice, lang_keyboard
 from bot.replies import answer_quietly, safe_edit
 from bot.settings import BotSettings
-from bot.storage import BotStore, UserRow
 from bot.texts import LANGS, Texts
+from jobs.store import BotStore, UserRow
 
 
 async def start(message: Message, texts: Texts, lang: str) -> None:

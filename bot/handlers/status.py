@@ -6,10 +6,10 @@ from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import Message
 
-from bot.storage import UserRow
 from bot.texts import Texts
 from jobs.aio import AsyncJobQueue
 from jobs.models import JobState
+from jobs.store import UserRow
 
 
 async def status(message: Message, texts: Texts, lang: str, queue: AsyncJobQueue, user_row: UserRow) -> None:

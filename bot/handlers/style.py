@@ -8,9 +8,9 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.keyboards import ALL_STYLES, StyleChoice, style_keyboard
 from bot.replies import answer_quietly, safe_edit
-from bot.storage import BotStore, UserRow
 from bot.texts import Texts
-from inference.styles import get_style
+from contract.styles import get_style
+from jobs.store import BotStore, UserRow
 
 
 def confirmation(texts: Texts, lang: str, style: str | None) -> str:

@@ -15,10 +15,11 @@ from bot.keyboards import TrainClass, class_keyboard
 from bot.replies import answer_quietly, safe_edit
 from bot.selfie_intake import SelfieDesk
 from bot.settings import BotSettings
-from bot.storage import BotStore, UserRow
 from bot.texts import Texts
-from bot.training import CLASSES, MIN_PHOTOS, TrainingStore
+from contract.kinds import MIN_SELFIES, SUBJECT_CLASSES
 from jobs.aio import AsyncJobQueue
+from jobs.store import BotStore, UserRow
+from jobs.training_store import TrainingStore
 
 
 async def collecting(
@@ -57,11 +58,13 @@ async def train_command(
         await message.answer(texts(lang, "train_running", percent=percent))
     elif session is not None:
         count = await training.selfie_count(user_row.id)
-        markup = class_keyboard(texts, lang, CLASSES) if session.cls is None else None
+        markup = class_keyboard(texts, lang, SUBJECT_CLASSES) if session.cls is None else None
         await message.answer(texts(lang, "train_collecting", count=count), reply_markup=markup)
     else:
         await training.open_session(user_row.id, message.chat.id)
-        await message.answer(texts(lang, "train_intro"), reply_markup=class_keyboard(texts, lang, CLASSES))
+        await message.answer(
+            texts(lang, "train_intro"), reply_markup=class_keyboard(texts, lang, SUBJECT_CLASSES)
+        )
 
 
 async def cancel_training(
@@ -91,7 +94,7 @@ async def class_chosen(
     user_row: UserRow,
 ) -> None:
     await answer_quietly(callback)
-    if callback_data.cls not in CLASSES or not isinstance(callback.message, Message):
+    if callback_data.cls not in SUBJECT_CLASSES or not isinstance(callback.message, Message):
         return
     session = await training.session(user_row.id)
     if session is not None and session.state == "training":
@@ -139,14 +142,14 @@ async def done(
         return
     if session.cls is None:
         await message.answer(
-            texts(lang, "train_choose_class_first"), reply_markup=class_keyboard(texts, lang, CLASSES)
+            texts(lang, "train_choose_class_first"), reply_markup=class_keyboard(texts, lang, SUBJECT_CLASSES)
         )
         return
     await selfies.flush(user_row.id)
     count = await training.selfie_count(user_row.id)
-    if count < MIN_PHOTOS:
+    if count < MIN_SELFIES:
         await message.answer(
-            texts(lang, "train_too_few", count=count, min=MIN_PHOTOS, left=MIN_PHOTOS - count)
+            texts(lang, "train_too_few", count=count, min=MIN_SELFIES, left=MIN_SELFIES - count)
         )
         return
     if await queue.count_queued() >= settings.max_queue:

@@ -10,6 +10,7 @@ import argparse
 import os
 from pathlib import Path
 
+from contract.kinds import DEFAULT_TOKEN
 from inference.settings import InferenceSettings
 
 STUDIES = ("style-match", "models", "dreambooth")
@@ -26,7 +27,7 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
     style.add_argument(
         "--photos", type=Path, help="folder of photos (default: scikit-image's bundled photos)"
     )
-    style.add_argument("--styles", nargs="+", help="style ids (default: every style in inference/styles.py)")
+    style.add_argument("--styles", nargs="+", help="style ids (default: every style in contract/styles.py)")
     style.add_argument("--arch", nargs="+", choices=("img2img", "text2img"), default=["img2img", "text2img"])
 
     models = studies.add_parser("models", help="CLIP score for base models × schedulers")
@@ -45,7 +46,9 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     booth.add_argument("--ranks", nargs="+", type=int, default=[4, 32, 64, 128])
     booth.add_argument("--train-steps", type=int, help="training steps per LoRA (default: TrainConfig's)")
-    booth.add_argument("--token", default="sks", help="the rare identifier token (default sks)")
+    booth.add_argument(
+        "--token", default=DEFAULT_TOKEN, help=f"the rare identifier token (default {DEFAULT_TOKEN})"
+    )
     booth.add_argument("--class-name", default="person", help="the subject's class noun (default person)")
     booth.add_argument("--n", type=int, default=4, help="images (seeds) per prompt (default 4)")
     booth.add_argument("--guidance", type=float, default=7.5)
@@ -79,9 +82,9 @@ def run_eval(args: argparse.Namespace, settings: InferenceSettings | None = None
 
 
 def _style_match(settings: InferenceSettings, out: Path, args: argparse.Namespace, steps: int) -> dict:
+    from contract.styles import STYLES
     from inference.eval import style_match
     from inference.eval.photos import load_photos
-    from inference.styles import STYLES
 
     styles = [s.strip().lower() for s in args.styles] if args.styles else list(STYLES)
     unknown = [s for s in styles if s not in STYLES]

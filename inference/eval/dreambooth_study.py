@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from contract.kinds import DEFAULT_TOKEN
 from inference.eval import report as rep
 from inference.eval.metric_models import load_clip, load_dino
 from inference.eval.metrics import (
@@ -69,7 +70,7 @@ BASELINE = "base"  # the unit prefix for the base model without a LoRA
 class DreamBoothStudy:
     ranks: list[int]
     prompts: list[str]  # templates with {0} = token, {1} = class
-    token: str = "sks"
+    token: str = DEFAULT_TOKEN
     class_name: str = "person"
     train_steps: int | None = None  # None: TrainConfig's default
     n: int = 4

@@ -15,6 +15,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm.auto import tqdm
 
+from contract.styles import STYLES
 from inference.eval import report as rep
 from inference.eval.metric_models import load_clip
 from inference.eval.metrics import (
@@ -25,7 +26,6 @@ from inference.eval.metrics import (
     yes_from_answer,
 )
 from inference.settings import InferenceSettings
-from inference.styles import STYLES
 
 ARCHITECTURES: dict[str, str] = {"img2img": "img2img + caption", "text2img": "caption → text2img"}
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from contract.kinds import DEFAULT_TOKEN
+
 UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # the attention projections
 TEXT_ENCODER_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 
@@ -12,7 +14,7 @@ TEXT_ENCODER_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 @dataclass(frozen=True)
 class TrainConfig:
     cls: str = "person"  # the class noun: man, woman, person, boy...
-    token: str = "sks"  # the rare identifier (DreamBooth's "sks")
+    token: str = DEFAULT_TOKEN  # the rare identifier (DreamBooth's "sks")
     rank: int = 32  # the studies: rank 4 too weak; 32/64/128 compared
     alpha: int | None = None  # None: = rank (scale 1, and loaders that ignore metadata agree)
     steps: int = 400  # ~80 passes over 5 selfies: identity without overfitting at lr 1e-4

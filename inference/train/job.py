@@ -8,16 +8,16 @@ from typing import Any
 
 from PIL import Image
 
-from inference.faces import CROP_SIZE, check_selfie, image_fingerprint, is_duplicate
-from inference.handlers import as_bool, payload_value
+from contract.faces import CROP_SIZE, DUPLICATE, check_selfie, image_fingerprint, is_duplicate
+from contract.images import load_photo
+from contract.kinds import MAX_SELFIES, MIN_SELFIES, TrainPhase, TrainRequest, TrainResult
+from inference.context import JobContext, JobStopped
 from inference.train.config import TrainConfig
 from inference.train.loop import TrainingCancelled, TrainProgress, train_lora
 from jobs.errors import BAD_REQUEST, TOO_FEW_PHOTOS, JobError
 from jobs.models import Job
 
 log = logging.getLogger(__name__)
-MIN_PHOTOS = 3
-MAX_PHOTOS = 20
 
 
 def usable_photos(images: list[Image.Image]) -> tuple[list[Image.Image], list[tuple[int, str]]]:
@@ -36,7 +36,7 @@ def usable_photos(images: list[Image.Image]) -> tuple[list[Image.Image], list[tu
             image = check.crop
         fp = image_fingerprint(image)
         if is_duplicate(fp, fingerprints):
-            rejected.append((i, "duplicate"))
+            rejected.append((i, DUPLICATE))
             continue
         fingerprints.append(fp)
         accepted.append(image.convert("RGB"))
@@ -44,29 +44,17 @@ def usable_photos(images: list[Image.Image]) -> tuple[list[Image.Image], list[tu
 
 
 def require_enough(accepted: list, rejected: list[tuple[int, str]]) -> None:
-    if len(accepted) < MIN_PHOTOS:
+    if len(accepted) < MIN_SELFIES:
         reasons = ", ".join(f"photo {i + 1}: {code}" for i, code in rejected)
         raise JobError(
             TOO_FEW_PHOTOS,
-            f"{len(accepted)} usable photos, {MIN_PHOTOS} needed" + (f" ({reasons})" if reasons else ""),
+            f"{len(accepted)} usable photos, {MIN_SELFIES} needed" + (f" ({reasons})" if reasons else ""),
         )
 
 
 def config_from_payload(payload: dict[str, Any]) -> TrainConfig:
-    overrides: dict[str, Any] = {
-        "cls": str(payload.get("class") or "person"),
-        "token": str(payload.get("token") or "sks"),
-    }
-    for key, cast in (
-        ("steps", int),
-        ("rank", int),
-        ("lr", float),
-        ("train_text_encoder", as_bool),
-        ("seed", int),
-    ):
-        if (value := payload_value(payload, key, cast)) is not None:
-            overrides[key] = value
-    cfg = TrainConfig(**overrides)
+    request = TrainRequest.from_payload(payload)
+    cfg = TrainConfig(cls=request.cls, token=request.token, **request.overrides())
     try:
         cfg.validate()
     except ValueError as exc:
@@ -74,11 +62,9 @@ def config_from_payload(payload: dict[str, Any]) -> TrainConfig:
     return cfg
 
 
-def _load_photos(data_dir: Path, paths: list[str]) -> list[Image.Image]:
-    from inference.images import load_photo
-
+def _load_photos(data_dir: Path, paths: tuple[str, ...]) -> list[Image.Image]:
     images = []
-    for relative in paths[:MAX_PHOTOS]:
+    for relative in paths[:MAX_SELFIES]:
         try:
             images.append(load_photo(data_dir / relative))
         except (JobError, OSError) as exc:  # one unreadable photo is not fatal: the count decides
@@ -86,21 +72,17 @@ def _load_photos(data_dir: Path, paths: list[str]) -> list[Image.Image]:
     return images
 
 
-def run_train_job(ctx, job: Job) -> dict[str, Any]:
-    payload = job.payload
-    cfg = config_from_payload(payload)
-    photos, _ = usable_photos(_load_photos(Path(ctx.data_dir), list(payload.get("photos") or [])))
+def run_train_job(ctx: JobContext, job: Job) -> dict[str, Any]:
+    cfg = config_from_payload(job.payload)
+    photos, _ = usable_photos(_load_photos(Path(ctx.data_dir), TrainRequest.from_payload(job.payload).photos))
     require_enough(photos, [])
     owner = str(job.user_id if job.user_id is not None else f"job{job.id}")
     out = Path(ctx.data_dir) / "loras" / owner / "lora.safetensors"
 
     def progress(event: TrainProgress) -> bool:
-        if event.phase == "class_images":
-            text = f"preparing class images {event.done}/{event.total}"
-        else:
-            text = f"training step {event.done}/{event.total}"
+        phase = TrainPhase.CLASS_IMAGES if event.phase == "class_images" else TrainPhase.TRAINING
         return ctx.report(
-            round(0.99 * event.fraction, 4), text, None if event.eta_s is None else round(event.eta_s, 1)
+            round(0.99 * event.fraction, 4), phase, None if event.eta_s is None else round(event.eta_s, 1)
         )
 
     try:
@@ -115,16 +97,14 @@ def run_train_job(ctx, job: Job) -> dict[str, Any]:
             yield_now=ctx.run_waiting_interactive,
         )
     except TrainingCancelled:
-        from inference.worker import JobStopped
-
         raise JobStopped() from None
-    return {
-        "lora": out.relative_to(ctx.data_dir).as_posix(),
-        "steps": result.steps,
-        "seconds": round(result.seconds, 3),
-        "token": cfg.token,
-        "class": cfg.cls,
-        "photos": len(photos),
-        "class_images_generated": result.class_images_generated,
-        "yielded": result.yielded,
-    }
+    return TrainResult(
+        lora=out.relative_to(ctx.data_dir).as_posix(),
+        steps=result.steps,
+        seconds=round(result.seconds, 3),
+        token=cfg.token,
+        cls=cfg.cls,
+        photos=len(photos),
+        class_images_generated=result.class_images_generated,
+        yielded=result.yielded,
+    ).to_dict()

@@ -16,6 +16,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from contract.kinds import DEFAULT_TOKEN
 from jobs.errors import BAD_LORA, JobError
 
 META_PREFIX = "artbooth."
@@ -106,7 +107,7 @@ def read_lora_info(path: Path) -> LoraInfo:
             base_model=meta[f"{META_PREFIX}base_model"],
             rank=int(meta.get(f"{META_PREFIX}rank", 0)),
             steps=int(meta.get(f"{META_PREFIX}steps", 0)),
-            token=meta.get(f"{META_PREFIX}token", "sks"),
+            token=meta.get(f"{META_PREFIX}token", DEFAULT_TOKEN),
             cls=meta.get(f"{META_PREFIX}class", "person"),
             created=float(meta.get(f"{META_PREFIX}created", 0)),
             text_encoder=meta.get(f"{META_PREFIX}text_encoder") == "1",

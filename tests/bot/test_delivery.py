@@ -194,7 +194,7 @@ async def test_a_delivery_interrupted_mid_send_goes_out_on_restart(telegram, tmp
 
 async def test_a_graceful_stop_lets_sends_under_way_finish(app, monkeypatch):
     from bot.delivery import DeliveryLoop
-    from bot.storage import BotStore, DueDelivery
+    from jobs.store import BotStore, DueDelivery
 
     store = BotStore(app.db)  # not the app's: its own delivery loop must not take our due delivery
     loop = DeliveryLoop(app.bot, store, app.queue, app.dispatcher["texts"], app.settings, stop_grace_s=5)

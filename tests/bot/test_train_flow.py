@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
+from contract.kinds import TrainPhase
 from jobs.queue import JobQueue
 from tests.bot.conftest import InProcessBot
 from tests.bot.fake_telegram import FakeTelegram, TgUser
@@ -184,7 +185,7 @@ async def test_progress_ready_portraits_and_privacy(app, telegram, selfies):
     worker = JobQueue(app.settings.db_path, worker_id="test-worker")
     job = worker.claim(("train",))
     assert job is not None and job.user_id == user.id
-    assert worker.progress(job.id, 0.5, "training step 2/4", 90.0)
+    assert worker.progress(job.id, 0.5, TrainPhase.TRAINING, 90.0)
 
     def edits() -> list[str]:
         return [
@@ -196,7 +197,7 @@ async def test_progress_ready_portraits_and_privacy(app, telegram, selfies):
     await telegram.await_for(lambda: any("50%" in t for t in edits()), 10, "a progress edit")
     assert "🧠 Учу ваше лицо: 50% · осталось около 2 мин" in edits()
     telegram.retry_after("editMessageText", 1)  # flood control: waited out, not an error
-    assert worker.progress(job.id, 0.75, "training step 3/4", 30.0)
+    assert worker.progress(job.id, 0.75, TrainPhase.TRAINING, 30.0)
     await telegram.await_for(lambda: any("75%" in t for t in edits()), 15, "the next edit after retry_after")
     times = [c.at for c in telegram.sent("editMessageText", chat_id=user.id, ok=None)]
     assert all(b - a >= 0.9 for a, b in pairwise(times))  # a retry waits; edits are >= 3 s apart

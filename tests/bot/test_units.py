@@ -221,6 +221,7 @@ def test_help_lists_the_settings(tmp_path):
 async def test_start_up_sweep_deletes_only_folders_of_users_and_jobs_that_are_gone(tmp_path):
     from bot.forget import sweep_orphans
     from jobs.aio import AsyncJobQueue, open_db
+    from jobs.store import BotStore
 
     db = await open_db(tmp_path / "artbooth.sqlite3")
     try:
@@ -233,7 +234,7 @@ async def test_start_up_sweep_deletes_only_folders_of_users_and_jobs_that_are_go
         for folder in kept + gone:
             folder.mkdir(parents=True)
             (folder / "file.jpg").write_bytes(b"x")
-        assert sorted(await sweep_orphans(db, tmp_path)) == sorted(gone)
+        assert sorted(await sweep_orphans(BotStore(db), tmp_path)) == sorted(gone)
         assert all(f.exists() for f in kept) and not any(f.exists() for f in gone)
     finally:
         await db.close()

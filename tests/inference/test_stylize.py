@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from inference.images import prepare_for_sd
-from inference.styles import ARTISTS, STYLES
+from contract.images import prepare_for_sd
+from contract.styles import ARTISTS, STYLES
 from inference.stylize import encode_image, prepare_image, stylize
 from jobs.errors import BAD_REQUEST, JobError
 

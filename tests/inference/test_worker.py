@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from inference.styles import ARTISTS
+from contract.kinds import TrainPhase
+from contract.styles import ARTISTS
 from jobs import JobQueue, JobState
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,7 +149,7 @@ def test_a_photo_sent_during_training_is_answered_before_the_training_ends(
     worker = start_worker()
 
     deadline = time.monotonic() + 120
-    while (job := queue.get(train)).progress_text is None or "training step" not in job.progress_text:
+    while TrainPhase.of((job := queue.get(train)).progress_text) is not TrainPhase.TRAINING:
         assert job.state is JobState.RUNNING or job.state is JobState.QUEUED, job.error_message
         assert time.monotonic() < deadline, worker.output()
         time.sleep(0.1)

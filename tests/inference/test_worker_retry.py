@@ -10,8 +10,9 @@ import torch
 
 from inference import handlers
 from inference import worker as worker_module
+from inference.context import JobContext
 from inference.settings import InferenceSettings
-from inference.worker import JobContext, Worker
+from inference.worker import Worker
 from jobs import JobQueue, JobState
 
 CALLS: list[int | None] = []

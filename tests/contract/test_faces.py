@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from inference import faces
+from contract import faces
 from jobs import errors
 
 

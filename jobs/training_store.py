@@ -1,35 +1,20 @@
-"""Selfie sessions for /train: the rows that survive a restart, the check of each photo, the train job.
+"""training_sessions, selfies and users.lora (migrations/0003_training.sql): the /train flow's rows.
 
-A session starts with /train ('collecting'), takes 3–20 accepted photos and becomes 'training' with /done
-or the 20th photo; the train job's delivery (bot/train_progress.py) ends it. Every step is idempotent
-per Telegram update, because bot/inbox.py replays what a crash interrupted: a selfie row is keyed by its
-update_id, the train job's dedup_key is the update's.
+A session starts with /train ('collecting'), takes the accepted selfies and becomes 'training' with /done
+or the last photo; the train job's delivery ends it. One statement per write (see jobs/store.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiosqlite
-from PIL import Image
 
-from inference.faces import CROP_SIZE, check_selfie, image_fingerprint
-from inference.images import load_photo
-from jobs.errors import JobError
-
-log = logging.getLogger("artbooth.bot.training")
-
-MIN_PHOTOS = 3  # inference/train/job.py refuses fewer
-MAX_PHOTOS = 20
-CLASSES = ("man", "woman", "boy", "girl", "person", "dog", "cat")
-TOKEN = "sks"
-TRAIN_PRIORITY = 0  # docs/jobs.md: training yields to interactive jobs (10)
-DUPLICATE = "duplicate"  # a rejection reason of our own, next to jobs.errors codes
+from contract.kinds import DEFAULT_CLASS, DEFAULT_TOKEN
 
 
 @dataclass(frozen=True)
@@ -42,27 +27,6 @@ class Session:
     progress_message: int | None
     started_at: float
     training_at: float | None
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """One photo's outcome: accepted (crop and fingerprint set) or a reason code."""
-
-    code: str | None
-    crop: Image.Image | None = None
-    fingerprint: int | None = None
-
-
-def examine(path: Path) -> Verdict:
-    """Decode, check and crop one photo (blocking: run it in a thread). Torch-free."""
-    try:
-        image = load_photo(path)
-    except JobError as error:
-        return Verdict(error.code)
-    check = check_selfie(image)
-    if not check.ok:
-        return Verdict(check.code)
-    return Verdict(None, check.crop, image_fingerprint(image))
 
 
 class TrainingStore:
@@ -160,23 +124,13 @@ class TrainingStore:
         row = await self._one("SELECT lora, lora_class, lora_token FROM users WHERE id = ?", (user_id,))
         if not row or not row[0] or not (self.data_dir / row[0]).is_file():
             return None
-        return row[0], row[1] or "person", row[2] or TOKEN
+        return row[0], row[1] or DEFAULT_CLASS, row[2] or DEFAULT_TOKEN
 
     async def set_lora(self, user_id: int, path: str, cls: str, token: str) -> None:
         await self.db.execute(
             "UPDATE users SET lora = ?, lora_class = ?, lora_token = ? WHERE id = ?",
             (path, cls, token, user_id),
         )
-
-
-async def save_crop(crop: Image.Image, target: Path) -> None:
-    def write() -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.part")
-        crop.convert("RGB").resize((CROP_SIZE, CROP_SIZE)).save(partial, format="JPEG", quality=95)
-        partial.replace(target)
-
-    await asyncio.to_thread(write)
 
 
 def _session(row) -> Session:

@@ -1,4 +1,4 @@
-"""The bot's own tables: users, the update inbox, deliveries. (The jobs table goes through jobs.aio.)
+"""The bot's tables: users, the update inbox, deliveries, and /forget's deletes. (Queue calls: jobs.aio.)
 
 Every statement is one autocommitted write: the connection is shared by concurrent tasks, so a
 BEGIN … COMMIT spanning awaits would swallow other tasks' statements. Each step is idempotent instead.
@@ -175,6 +175,38 @@ class BotStore:
             (time.time(),),
         )
         return [r[0] for r in rows]
+
+    # -- /forget -------------------------------------------------------------------------------
+    async def delete_user(self, user_id: int, update_id: int) -> None:
+        """Every row of the user (their jobs must be cancelled first); later updates are new requests and stay."""
+        statements = (
+            ("DELETE FROM deliveries WHERE job_id IN (SELECT id FROM jobs WHERE user_id = ?)", (user_id,)),
+            ("DELETE FROM jobs WHERE user_id = ?", (user_id,)),
+            ("DELETE FROM selfies WHERE user_id = ?", (user_id,)),
+            ("DELETE FROM training_sessions WHERE user_id = ?", (user_id,)),
+            (
+                "DELETE FROM inbox WHERE user_id = ? AND (state != 'new' OR update_id <= ?)",
+                (user_id, update_id),
+            ),
+            ("DELETE FROM users WHERE id = ?", (user_id,)),
+        )
+        for statement, params in statements:
+            await self.db.execute(statement, params)
+
+    async def training_or_lora(self, user_id: int) -> bool:
+        """Is a training of the user still unfinished, or do they (again) have a personal model?"""
+        row = await self._one(
+            "SELECT 1 FROM jobs WHERE user_id = ? AND kind = 'train' AND state IN ('queued', 'running')"
+            " UNION ALL SELECT 1 FROM users WHERE id = ? AND lora IS NOT NULL",
+            (user_id, user_id),
+        )
+        return row is not None
+
+    async def user_ids(self) -> set[int]:
+        return {r[0] for r in await self._all("SELECT id FROM users")}
+
+    async def job_ids(self) -> set[int]:
+        return {r[0] for r in await self._all("SELECT id FROM jobs")}
 
     async def running_chats(self) -> list[int]:
         rows = await self._all(

@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from contract.images import load_photo
 from jobs import errors
+from jobs.errors import JobError
 
 MIN_SHORT_SIDE = 384
 CROP_SIZE = 512
@@ -23,6 +26,7 @@ DETECT_LONG_SIDE = 800  # detection runs on a copy no larger than this: fast, an
 BACKGROUND_FACE = (
     0.35  # a face narrower than this fraction of the largest one is a passer-by, not a second subject
 )
+DUPLICATE = "duplicate"  # a selfie rejection reason of our own, next to jobs.errors codes
 DUPLICATE_DISTANCE = 6  # dHash bits: a re-encoded or resized copy differs by 0–3, another photo by 15+
 
 
@@ -141,3 +145,24 @@ def hamming(a: int, b: int) -> int:
 def is_duplicate(fp: int, fps: Iterable[int], max_distance: int = DUPLICATE_DISTANCE) -> bool:
     """Is `fp` (nearly) the same photo as one already accepted?"""
     return any(hamming(fp, other) <= max_distance for other in fps)
+
+
+@dataclass(frozen=True)
+class SelfieVerdict:
+    """One photo's outcome: accepted (crop and fingerprint set) or a reason code."""
+
+    code: str | None
+    crop: Image.Image | None = None
+    fingerprint: int | None = None
+
+
+def examine_selfie(source: Path | bytes) -> SelfieVerdict:
+    """Decode, check and crop one photo (blocking: the bot runs it in a thread)."""
+    try:
+        image = load_photo(source)
+    except JobError as error:
+        return SelfieVerdict(error.code)
+    check = check_selfie(image)
+    if not check.ok:
+        return SelfieVerdict(check.code)
+    return SelfieVerdict(None, check.crop, image_fingerprint(image))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inference.images import load_photo, prepare_for_sd
+from contract.images import load_photo, prepare_for_sd
 from jobs import errors
 from jobs.errors import JobError
 
