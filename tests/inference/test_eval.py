@@ -320,3 +320,23 @@ def test_style_match_score_is_the_mean_of_the_judges_yes_answers(tiny_settings, 
     assert (cell["yes"], cell["n"]) == (1, 2)
     assert cell["vqa_score"] == 0.5
     assert calls == ["Is this picture in the style of Banksy?"] * 2
+
+
+def test_style_match_samples_sheet_shows_every_photo(tiny_settings, tmp_path):
+    """All five default photos get a row in the samples sheet (it used to stop at four), and a tiny run's
+    report opens with the random-weights warning."""
+    import inspect
+
+    from inference.eval import report as rep
+    from inference.eval import style_match
+    from inference.eval.photos import DEFAULT_PHOTOS, default_photos
+
+    study = style_match.StyleMatchStudy(styles=["banksy"], architectures=["img2img"], steps=1, seed=0)
+    style_match.run(tiny_settings, tmp_path / "sm", study, default_photos())
+    data = json.loads((tmp_path / "sm" / "results.json").read_text())
+    assert style_match.sample_photos(data["units"]) == list(DEFAULT_PHOTOS)
+    thumb_px = inspect.signature(rep.contact_sheet).parameters["thumb"].default * 100  # dpi 100
+    with Image.open(tmp_path / "sm" / "samples_img2img.png") as sheet:
+        assert sheet.height > len(DEFAULT_PHOTOS) * thumb_px  # five rows of thumbnails, not four
+    report = (tmp_path / "sm" / "report.md").read_text()
+    assert report.split("\n")[2].startswith("> **Random weights: these numbers are meaningless.**")
