@@ -465,7 +465,7 @@ def _move_into_place(tmp: Path, final: Path, fingerprint: str) -> None:
 
 # --- SDXL twin and a LoRA for it (the models study's SDXL + LoRA row) -------------------------------------
 
-SDXL_BUILD_VERSION = 1  # bump when build_sdxl or build_sdxl_lora changes what it writes
+EVAL_TWINS_BUILD_VERSION = 1  # bump when build_sdxl, build_sdxl_lora or build_biggan changes what it writes
 
 
 def build_sdxl(spec: TwinSpec, out: Path) -> None:
@@ -555,7 +555,7 @@ def build_sdxl_lora(base: Path, out: Path, rank: int = 4) -> None:
 def ensure_sdxl_twin(models_dir: Path, preset: str = "tiny") -> tuple[Path, Path]:
     """(pipeline folder, LoRA folder) of the SDXL twin under `<models_dir>/<preset>/`, built once."""
     spec = SPECS[preset]
-    fingerprint = f"{spec.fingerprint()}/sdxl-{SDXL_BUILD_VERSION}"
+    fingerprint = f"{spec.fingerprint()}/sdxl-{EVAL_TWINS_BUILD_VERSION}"
     root = Path(models_dir) / preset
     base = build_atomically(
         root / "sdxl", fingerprint, lambda tmp: build_sdxl(spec, tmp), preset=preset, role="sdxl"
@@ -568,3 +568,41 @@ def ensure_sdxl_twin(models_dir: Path, preset: str = "tiny") -> tuple[Path, Path
         role="sdxl-lora",
     )
     return base, lora
+
+
+# --- BigGAN twin (the models study's GAN row) -------------------------------------------------------------
+
+# 64 px, 4 channels wide, 1000 classes: BigGAN-deep's layout (16 → 1 channel multiples, attention), toy-sized.
+BIGGAN_TINY_CONFIG = dict(
+    output_dim=64,
+    z_dim=16,
+    class_embed_dim=16,
+    channel_width=4,
+    layers=[[True, 16, 8], [True, 8, 4], [True, 4, 2], [True, 2, 1]],
+    attention_layer_position=2,
+)
+
+
+def build_biggan(out: Path) -> None:
+    """Written as the published checkpoints are (config.json + pytorch_model.bin), for BigGAN.from_pretrained."""
+    from inference.eval.biggan import BigGAN, BigGANConfig
+
+    config = BigGANConfig(**BIGGAN_TINY_CONFIG)
+    _seeded(30)
+    model = BigGAN(config)
+    # nn.Linear's default init (±0.03) gives class embeddings too small to change a pixel after uint8
+    # rounding; unit-scale ones make class, seed and truncation each change the picture, as they must.
+    torch.nn.init.normal_(model.embeddings.weight)
+    # Spectral norm's u, v start random and eval mode never refines them, so sigma would be a random number
+    # and the activations overflow. A few power iterations (one per training-mode forward) make sigma the
+    # real spectral norm, as the published weights' u, v already are.
+    model.train()
+    with torch.no_grad():
+        for _ in range(10):
+            model(torch.randn(2, config.z_dim), torch.eye(config.num_classes)[:2], 0.4)
+    model.eval().save_pretrained(out)
+
+
+def ensure_biggan_twin(models_dir: Path, preset: str = "tiny") -> Path:
+    fingerprint = json.dumps([EVAL_TWINS_BUILD_VERSION, BIGGAN_TINY_CONFIG], sort_keys=True)
+    return build_atomically(Path(models_dir) / preset / "biggan", fingerprint, build_biggan, role="biggan")

@@ -190,27 +190,3 @@ def generate(model: BigGAN, class_index: int, seed: int, truncation: float) -> I
     out = model(z, onehot, truncation)[0].float().clamp(-1, 1)
     pixels = ((out + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(pixels)
-
-
-# 64 px, 4 channels wide, 1000 classes: the real layout (16 → 1 channel multiples, attention) at toy size.
-TINY_CONFIG = BigGANConfig(
-    output_dim=64,
-    z_dim=16,
-    class_embed_dim=16,
-    channel_width=4,
-    layers=[[True, 16, 8], [True, 8, 4], [True, 4, 2], [True, 2, 1]],
-    attention_layer_position=2,
-)
-
-
-def build_tiny(out: Path) -> None:
-    torch.manual_seed(11)
-    model = BigGAN(TINY_CONFIG)
-    # Spectral norm's u, v start random, and eval mode never refines them: sigma would be a random number
-    # and the activations overflow. A few power iterations (one per training-mode forward) make sigma the
-    # real spectral norm, as the published weights' u, v already are.
-    model.train()
-    with torch.no_grad():
-        for _ in range(10):
-            model(torch.randn(2, TINY_CONFIG.z_dim), torch.eye(TINY_CONFIG.num_classes)[:2], 0.4)
-    model.eval().save_pretrained(out)

@@ -109,15 +109,15 @@ def _style_match(settings: InferenceSettings, out: Path, args: argparse.Namespac
 
 def _models(settings: InferenceSettings, out: Path, args: argparse.Namespace, steps: int) -> dict:
     from inference.eval import models_study
+    from inference.eval.generators import SCHEDULERS
     from inference.eval.model_specs import parse_model_spec
+    from inference.eval.original_study import DEFAULT_PROMPTS
     from inference.eval.photos import load_prompts
 
-    schedulers = args.schedulers or list(models_study.SCHEDULERS)
-    unknown = [s for s in schedulers if s not in models_study.SCHEDULERS]
+    schedulers = args.schedulers or list(SCHEDULERS)
+    unknown = [s for s in schedulers if s not in SCHEDULERS]
     if unknown:
-        raise SystemExit(
-            f"unknown scheduler(s) {', '.join(unknown)}; known: {', '.join(models_study.SCHEDULERS)}"
-        )
+        raise SystemExit(f"unknown scheduler(s) {', '.join(unknown)}; known: {', '.join(SCHEDULERS)}")
     if not 0 < args.truncation <= 1:
         raise SystemExit(f"--truncation must be in (0, 1], got {args.truncation}")
     models = args.models or models_study.default_models(settings)
@@ -129,7 +129,7 @@ def _models(settings: InferenceSettings, out: Path, args: argparse.Namespace, st
     study = models_study.ModelsStudy(
         models=models,
         schedulers=schedulers,
-        prompts=load_prompts(args.prompts, models_study.DEFAULT_PROMPTS, args.limit),
+        prompts=load_prompts(args.prompts, DEFAULT_PROMPTS, args.limit),
         n=args.n,
         steps=steps,
         seed=args.seed,

@@ -154,11 +154,10 @@ def _reseeded_base(source: str, seed: int, out: Path) -> None:
 def biggan_path(settings: InferenceSettings, name: str) -> Path:
     """'tiny' (MODELS=tiny) is the built twin; a published name is downloaded once under DATA_DIR/models/biggan/;
     anything else is a folder holding config.json + pytorch_model.bin."""
-    from inference.tiny import build_atomically
+    from inference.tiny import build_atomically, ensure_biggan_twin
 
     if settings.models == "tiny" and name == "tiny":
-        target = _models_dir(settings) / "tiny" / "biggan"
-        return build_atomically(target, f"biggan/{biggan.TINY_CONFIG!r}", biggan.build_tiny, role="biggan")
+        return ensure_biggan_twin(_models_dir(settings))
     if name in biggan.PUBLISHED:
         target = _models_dir(settings) / "biggan" / name
         return build_atomically(target, name, lambda tmp: _download_published(name, tmp), role="biggan")

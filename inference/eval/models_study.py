@@ -18,13 +18,12 @@ import torch
 from tqdm.auto import tqdm
 
 from inference.eval import report as rep
-from inference.eval.generators import NO_SCHEDULER, SCHEDULERS, load_generator
+from inference.eval.generators import NO_SCHEDULER, load_generator
 from inference.eval.metric_models import MetricModel, load_clip
 from inference.eval.metrics import clip_score_from_cosine, clip_text_image_cosine
 from inference.eval.model_specs import ModelSpec, parse_model_spec
+from inference.eval.original_study import beside_original
 from inference.settings import InferenceSettings
-
-__all__ = ["SCHEDULERS", "ModelsStudy", "default_models", "run", "summarize"]
 
 REAL_MODELS: tuple[str, ...] = (
     "stable-diffusion-v1-5/stable-diffusion-v1-5",
@@ -37,22 +36,6 @@ REAL_MODELS: tuple[str, ...] = (
 )
 # the tiny base, a twin with another UNet seed, the SDXL twin with its random LoRA, the BigGAN twin
 TINY_MODELS: tuple[str, ...] = ("tiny", "tiny-seed1", "sdxl:tiny+tiny-lora", "biggan:tiny")
-
-# The original study's three subjects, written out as full prompts.
-DEFAULT_PROMPTS: list[str] = [
-    "A crystal city floating in the clouds, its glass towers and bridges glittering in the golden light "
-    "of the setting sun, highly detailed fantasy landscape",
-    "A bioluminescent underwater world, where glowing jellyfish, coral reefs and strange fish light up the "
-    "deep blue darkness of the ocean floor",
-    "An abandoned amusement park at dusk, with a rusted Ferris wheel, a broken carousel and weeds growing "
-    "through the cracked pavement under a cloudy sky",
-]
-
-# The original study's CLIP figures that were recorded: the plain cosine (not ×100), by (model, scheduler,
-# prompt). Its CLIP model was not recorded, so compare with care.
-ORIGINAL_COSINES: dict[tuple[str, str, str], float] = {
-    ("stabilityai/stable-diffusion-2-1-base", "euler-a", DEFAULT_PROMPTS[0]): 0.3972,
-}
 
 
 @dataclass
@@ -191,26 +174,3 @@ def summarize(store: rep.ResultStore, study: ModelsStudy) -> dict:
                 "best_prompt": best["prompt"],
             }
     return {"cells": cells, "original": beside_original(images)}
-
-
-def beside_original(images: list[dict]) -> list[dict]:
-    """Each recorded figure of the original study, with our mean cosine for the same model, scheduler and
-    prompt (None where this run did not make that cell)."""
-    rows = []
-    for (model, sched, prompt), original in ORIGINAL_COSINES.items():
-        ours = [
-            u["clip_cosine"]
-            for u in images
-            if (u["model"], u["scheduler"], u["prompt"]) == (model, sched, prompt)
-        ]
-        rows.append(
-            {
-                "model": model,
-                "scheduler": sched,
-                "prompt": prompt,
-                "original_cosine": original,
-                "ours_cosine": sum(ours) / len(ours) if ours else None,
-                "ours_n": len(ours),
-            }
-        )
-    return rows
