@@ -113,17 +113,23 @@ def _load_sdxl(settings: InferenceSettings, spec: ModelSpec, device: torch.devic
         "SDXL model", base, lambda: StableDiffusionXLPipeline.from_pretrained(base, torch_dtype=dtype)
     )
     if lora:
-        source, kwargs = _lora_source(lora)
+        source, kwargs = lora_source(lora)
         _explained("LoRA", lora, lambda: pipe.load_lora_weights(source, adapter_name="study", **kwargs))
     return pipe.to(device)
 
 
-def _lora_source(lora: str) -> tuple[str, dict]:
-    """load_lora_weights takes a hub id or a folder (one .safetensors in it) or, for a file, its folder + name."""
+def lora_source(lora: str) -> tuple[str, dict]:
+    """load_lora_weights' arguments for a LoRA: a folder or hub id (diffusers picks its one .safetensors),
+    a local file, or a file in a hub repo (`owner/repo/file.safetensors`, for repos holding several)."""
     path = Path(lora).expanduser()
     if path.is_file():
         return str(path.parent), {"weight_name": path.name}
-    return (str(path) if path.exists() else lora), {}
+    if path.exists():
+        return str(path), {}
+    if lora.endswith(".safetensors") and lora.count("/") >= 2:
+        owner, repo, weight_name = lora.split("/", 2)
+        return f"{owner}/{repo}", {"weight_name": weight_name}
+    return lora, {}
 
 
 def sd_path(settings: InferenceSettings, name: str) -> str:

@@ -7,8 +7,8 @@
 
 The family is a prefix because the pipeline must be known before anything is loaded (a hub id says
 nothing offline). One word per model keeps `--models` a plain list; `+` reads as "base plus adapter" and
-appears in no hub id. A LoRA is a hub id, a folder, or a .safetensors file. The text as written is the
-model's name in results.json and in the report.
+appears in no hub id. A LoRA is a hub id, a folder, a .safetensors file, or `owner/repo/file.safetensors`
+(a hub repo with several files). The text as written is the model's name in results.json and the report.
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ class ModelSpec:
     def label(self) -> str:
         """Short name for chart axes and the contact sheet."""
         name = self.base.rstrip("/").split("/")[-1]
+        if self.family == "sdxl" and self.lora:
+            return f"{self.lora.rstrip('/').split('/')[-1].removesuffix('.safetensors')} (SDXL+LoRA)"
         if self.family == "sdxl":
-            return f"{self.lora.rstrip('/').split('/')[-1]} (SDXL+LoRA)" if self.lora else f"{name} (SDXL)"
+            return f"{name} (SDXL)"
         if self.family == "biggan":
             return name if name.startswith("biggan") else f"BigGAN {name}"
         return name

@@ -27,6 +27,7 @@ def test_model_specs_name_a_family_a_base_and_a_lora():
         False,
         "biggan-deep-512",
     )
+    assert parse_model_spec("sdxl:base+owner/repo/style.safetensors").label == "style (SDXL+LoRA)"
     assert parse_model_spec("C:/models/sd15").family == "sd"  # an unknown prefix is part of a path
     for bad in ("sdxl:", "sdxl:base+", "biggan:x+lora", "sd15+lora"):
         with pytest.raises(ValueError):
@@ -115,3 +116,19 @@ def test_original_figure_is_matched_by_model_scheduler_and_prompt():
     assert row["original_cosine"] == 0.3972 and row["ours_n"] == 2
     assert row["ours_cosine"] == pytest.approx(0.32)
     assert beside_original([])[0]["ours_cosine"] is None
+
+
+def test_lora_source_gives_load_lora_weights_a_folder_or_repo_and_a_file_name(tmp_path):
+    from inference.eval.generators import lora_source
+
+    (tmp_path / "my-style.safetensors").write_bytes(b"")
+    assert lora_source(str(tmp_path / "my-style.safetensors")) == (
+        str(tmp_path),
+        {"weight_name": "my-style.safetensors"},
+    )
+    assert lora_source(str(tmp_path)) == (str(tmp_path), {})
+    assert lora_source("ehristoforu/dalle-3-xl-v2") == ("ehristoforu/dalle-3-xl-v2", {})
+    assert lora_source("ehristoforu/dalle-3-xl-v2/dalle-3-xl-lora-v2.safetensors") == (
+        "ehristoforu/dalle-3-xl-v2",
+        {"weight_name": "dalle-3-xl-lora-v2.safetensors"},
+    )
