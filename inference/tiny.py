@@ -461,3 +461,148 @@ def _move_into_place(tmp: Path, final: Path, fingerprint: str) -> None:
         if not _is_complete(final, fingerprint):
             raise
     shutil.rmtree(trash, ignore_errors=True)
+
+
+# --- SDXL twin and a LoRA for it (the models study's SDXL + LoRA row) -------------------------------------
+
+EVAL_TWINS_BUILD_VERSION = 1  # bump when build_sdxl, build_sdxl_lora or build_biggan changes what it writes
+
+
+def build_sdxl(spec: TwinSpec, out: Path) -> None:
+    """A StableDiffusionXLPipeline folder shaped like diffusers' own SDXL test components: two CLIP text
+    towers (the second with a projection, whose pooled output and the six size/crop ids form the UNet's
+    `text_time` embedding), a UNet with linear-projection attention, the preset's VAE and tokenizer."""
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    tok_dir = out / "_tokenizer_src"
+    vocab_size = write_clip_tokenizer_files(tok_dir)
+    tokenizer = CLIPTokenizer.from_pretrained(tok_dir, model_max_length=77)
+    text_config = CLIPTextConfig(
+        max_position_embeddings=77,
+        hidden_act="gelu",
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **{**spec.clip_text, "vocab_size": vocab_size},
+    )
+    time_embed_dim = 8
+    _seeded(20)
+    unet = UNet2DConditionModel(
+        sample_size=spec.unet["sample_size"],
+        in_channels=4,
+        out_channels=4,
+        **{
+            **_TINY_UNET_BLOCKS,
+            "cross_attention_dim": 2 * text_config.hidden_size,
+        },  # both towers, concatenated
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=time_embed_dim,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=6 * time_embed_dim + text_config.projection_dim,
+    )
+    _seeded(21)
+    vae = AutoencoderKL(**spec.vae)
+    _seeded(22)
+    text_encoder = CLIPTextModel(text_config)
+    _seeded(23)
+    text_encoder_2 = CLIPTextModelWithProjection(text_config)
+    # SDXL base's own scheduler config
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        steps_offset=1,
+        timestep_spacing="leading",
+    )
+    StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        add_watermarker=False,
+    ).save_pretrained(out)
+    shutil.rmtree(tok_dir)
+
+
+def build_sdxl_lora(base: Path, out: Path, rank: int = 4) -> None:
+    """A random LoRA on the SDXL twin's UNet attention, written by `save_lora_weights` as SDXL LoRAs on the
+    hub are, so `load_lora_weights` reads it the same way. B is random too (peft's default makes it zero,
+    a LoRA that changes nothing), so a run with it differs from the bare base."""
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
+    _seeded(24)
+    targets = ["to_q", "to_k", "to_v", "to_out.0"]
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False, target_modules=targets))
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    StableDiffusionXLPipeline.save_lora_weights(out, unet_lora_layers=layers)
+
+
+def ensure_sdxl_twin(models_dir: Path, preset: str = "tiny") -> tuple[Path, Path]:
+    """(pipeline folder, LoRA folder) of the SDXL twin under `<models_dir>/<preset>/`, built once."""
+    spec = SPECS[preset]
+    fingerprint = f"{spec.fingerprint()}/sdxl-{EVAL_TWINS_BUILD_VERSION}"
+    root = Path(models_dir) / preset
+    base = build_atomically(
+        root / "sdxl", fingerprint, lambda tmp: build_sdxl(spec, tmp), preset=preset, role="sdxl"
+    )
+    lora = build_atomically(
+        root / "sdxl-lora",
+        fingerprint,
+        lambda tmp: build_sdxl_lora(base, tmp),
+        preset=preset,
+        role="sdxl-lora",
+    )
+    return base, lora
+
+
+# --- BigGAN twin (the models study's GAN row) -------------------------------------------------------------
+
+# 64 px, 4 channels wide, 1000 classes: BigGAN-deep's layout (16 → 1 channel multiples, attention), toy-sized.
+BIGGAN_TINY_CONFIG = dict(
+    output_dim=64,
+    z_dim=16,
+    class_embed_dim=16,
+    channel_width=4,
+    layers=[[True, 16, 8], [True, 8, 4], [True, 4, 2], [True, 2, 1]],
+    attention_layer_position=2,
+)
+
+
+def build_biggan(out: Path) -> None:
+    """Written as the published checkpoints are (config.json + pytorch_model.bin), for BigGAN.from_pretrained."""
+    from inference.eval.biggan import BigGAN, BigGANConfig
+
+    config = BigGANConfig(**BIGGAN_TINY_CONFIG)
+    _seeded(30)
+    model = BigGAN(config)
+    # nn.Linear's default init (±0.03) gives class embeddings too small to change a pixel after uint8
+    # rounding; unit-scale ones make class, seed and truncation each change the picture, as they must.
+    torch.nn.init.normal_(model.embeddings.weight)
+    # Spectral norm's u, v start random and eval mode never refines them, so sigma would be a random number
+    # and the activations overflow. A few power iterations (one per training-mode forward) make sigma the
+    # real spectral norm, as the published weights' u, v already are.
+    model.train()
+    with torch.no_grad():
+        for _ in range(10):
+            model(torch.randn(2, config.z_dim), torch.eye(config.num_classes)[:2], 0.4)
+    model.eval().save_pretrained(out)
+
+
+def ensure_biggan_twin(models_dir: Path, preset: str = "tiny") -> Path:
+    fingerprint = json.dumps([EVAL_TWINS_BUILD_VERSION, BIGGAN_TINY_CONFIG], sort_keys=True)
+    return build_atomically(Path(models_dir) / preset / "biggan", fingerprint, build_biggan, role="biggan")

@@ -32,11 +32,21 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
 
     models = studies.add_parser("models", help="CLIP score for base models × schedulers")
     _common(models)
-    models.add_argument("--prompts", type=Path, help="text file, one prompt per line (default: built-in 8)")
-    models.add_argument("--models", nargs="+", help="hub ids or local dirs (default: the five of the study)")
+    models.add_argument(
+        "--prompts", type=Path, help="text file, one prompt per line (default: the original study's 3)"
+    )
+    models.add_argument(
+        "--models",
+        nargs="+",
+        metavar="[FAMILY:]ID[+LORA]",
+        help="SD hub ids or dirs; sdxl:BASE[+LORA]; biggan:NAME_OR_DIR (default: the study's seven)",
+    )
     models.add_argument("--schedulers", nargs="+", help="euler euler-a ddim dpm++2m (default: all four)")
     models.add_argument("--n", type=int, default=4, help="images (seeds) per prompt and cell (default 4)")
     models.add_argument("--guidance", type=float, default=7.5)
+    models.add_argument(
+        "--truncation", type=float, default=0.4, help="BigGAN truncation in (0, 1] (default 0.4)"
+    )
 
     booth = studies.add_parser("dreambooth", help="DINO / CLIP-I / CLIP-T of LoRAs at several ranks")
     _common(booth)
@@ -102,22 +112,32 @@ def _style_match(settings: InferenceSettings, out: Path, args: argparse.Namespac
 
 def _models(settings: InferenceSettings, out: Path, args: argparse.Namespace, steps: int) -> dict:
     from inference.eval import models_study
+    from inference.eval.generators import SCHEDULERS
+    from inference.eval.model_specs import parse_model_spec
+    from inference.eval.original_study import DEFAULT_PROMPTS
     from inference.eval.photos import load_prompts
 
-    schedulers = args.schedulers or list(models_study.SCHEDULERS)
-    unknown = [s for s in schedulers if s not in models_study.SCHEDULERS]
+    schedulers = args.schedulers or list(SCHEDULERS)
+    unknown = [s for s in schedulers if s not in SCHEDULERS]
     if unknown:
-        raise SystemExit(
-            f"unknown scheduler(s) {', '.join(unknown)}; known: {', '.join(models_study.SCHEDULERS)}"
-        )
+        raise SystemExit(f"unknown scheduler(s) {', '.join(unknown)}; known: {', '.join(SCHEDULERS)}")
+    if not 0 < args.truncation <= 1:
+        raise SystemExit(f"--truncation must be in (0, 1], got {args.truncation}")
+    models = args.models or models_study.default_models(settings)
+    for model in models:
+        try:
+            parse_model_spec(model)
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
     study = models_study.ModelsStudy(
-        models=args.models or models_study.default_models(settings),
+        models=models,
         schedulers=schedulers,
-        prompts=load_prompts(args.prompts, models_study.DEFAULT_PROMPTS, args.limit),
+        prompts=load_prompts(args.prompts, DEFAULT_PROMPTS, args.limit),
         n=args.n,
         steps=steps,
         seed=args.seed,
         guidance=args.guidance,
+        truncation=args.truncation,
     )
     return models_study.run(settings, out, study)
 

@@ -338,4 +338,5 @@ def write_report(store: rep.ResultStore, study: DreamBoothStudy, summary: dict) 
             "## Prompts\n\n" + prompts,
             "Every number, image by image: `results.json`.",
         ],
+        warning=rep.random_weights_warning(config["preset"]),
     )

@@ -98,8 +98,31 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[object]], digits: i
     return "\n".join(lines)
 
 
-def write_markdown(path: Path, title: str, sections: Sequence[str]) -> None:
-    path.write_text(f"# {title}\n\n" + "\n\n".join(s.strip() for s in sections) + "\n", encoding="utf-8")
+# Presets whose generators are random weights built in code (inference/tiny.py): their pictures are noise.
+RANDOM_WEIGHT_PRESETS = ("tiny", "sd15-random")
+
+
+def random_weights_warning(preset: str) -> str:
+    """The line a report opens with when its pictures come from random weights ('' otherwise)."""
+    if preset not in RANDOM_WEIGHT_PRESETS:
+        return ""
+    which = (
+        "every model here, the judges (CLIP, DINO, BLIP) included, has"
+        if preset == "tiny"
+        else "the generators and BLIP have"
+    )
+    real = "" if preset == "tiny" else " (CLIP and DINO are the real ones)"
+    return (
+        f"> **Random weights: these numbers are meaningless.** Under preset `{preset}` {which} random "
+        f"weights, built in code and never trained{real}. The pictures are noise: the run tests the plumbing "
+        "and the timings, not the models. Rerun with `MODELS=sd15` for numbers that mean something."
+    )
+
+
+def write_markdown(path: Path, title: str, sections: Sequence[str], *, warning: str = "") -> None:
+    """report.md: the title, then `warning` (if any) above everything else, then the sections."""
+    parts = [warning, *sections] if warning else list(sections)
+    path.write_text(f"# {title}\n\n" + "\n\n".join(s.strip() for s in parts) + "\n", encoding="utf-8")
 
 
 # ---- pictures ------------------------------------------------------------------------------------

@@ -262,8 +262,8 @@ def write_report(store: rep.ResultStore, study: StyleMatchStudy, summary: dict) 
         "![CLIP score to the style](clip_style.png)",
         "![CLIP-I to the photo](clip_photo.png)",
     ]
+    photos = sample_photos(store.units)
     for arch in study.architectures:
-        photos = list(dict.fromkeys(u["photo"] for u in store.units.values() if u.get("kind") == "image"))[:4]
         grid = []
         for p in photos:
             row = []
@@ -281,4 +281,15 @@ def write_report(store: rep.ResultStore, study: StyleMatchStudy, summary: dict) 
             )
             sections.append(f"![{ARCHITECTURES[arch]} samples](samples_{arch}.png)")
     sections.append("Every number, photo by photo, with the VQA model's own answer: `results.json`.")
-    rep.write_markdown(store.dir / "report.md", "Style match: VQA, CLIP, identity", sections)
+    rep.write_markdown(
+        store.dir / "report.md",
+        "Style match: VQA, CLIP, identity",
+        sections,
+        warning=rep.random_weights_warning(config["preset"]),
+    )
+
+
+def sample_photos(units: dict[str, dict]) -> list[str]:
+    """Every photo of the run, in run order: the samples sheets show them all (they once stopped at 4,
+    which silently dropped the fifth of the five default photos)."""
+    return list(dict.fromkeys(u["photo"] for u in units.values() if u.get("kind") == "image"))

@@ -162,35 +162,53 @@ def test_vqa_yes_reads_the_answer(tiny_settings, pictures):
 # ---- models study ---------------------------------------------------------------------------------
 
 MODELS_ARGS = ("models", "--limit", "1", "--n", "2", "--steps", "2", "--schedulers", "euler", "dpm++2m")
+TINY_GRID = ("tiny", "tiny-seed1", "sdxl:tiny+tiny-lora", "biggan:tiny")  # the default grid under MODELS=tiny
 
 
 def test_models_study_end_to_end_repeatable_and_resumable(eval_env, tmp_path):
+    """Every model family of the study (SD, SDXL with a LoRA, BigGAN) through the CLI with --limit."""
     straight, again, resumed = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     run_cli(*MODELS_ARGS, "--report-dir", str(straight))
     data = results(straight, "models")
-    assert len(data["units"]) == 2 * 2 * 1 * 2  # tiny + tiny-seed1, 2 schedulers, 1 prompt, 2 seeds
-    for unit in data["units"].values():
+    images = [u for u in data["units"].values() if u["kind"] == "image"]
+    # 3 diffusion models × 2 schedulers × 1 prompt × 2 seeds, and BigGAN's 2 seeds without a scheduler
+    assert len(images) == 3 * 2 * 1 * 2 + 2
+    for unit in images:
         assert 0 <= unit["clip_score"] <= 100 and -1 <= unit["clip_cosine"] <= 1
         assert unit["clip_score"] == pytest.approx(100 * max(unit["clip_cosine"], 0))
         assert unit["seconds"] > 0
+        with Image.open(straight / "models" / unit["image"]) as im:
+            assert im.size == ((64, 64) if unit["family"] == "biggan" else (128, 128))
     assert set(data["summary"]["cells"]) == {
-        f"{m}|{s}" for m in ("tiny", "tiny-seed1") for s in ("euler", "dpm++2m")
-    }
-    # the two tiny bases really are different models
-    cos = {u["model"]: u["clip_cosine"] for u in data["units"].values() if u["scheduler"] == "euler"}
+        f"{m}|{s}" for m in TINY_GRID[:3] for s in ("euler", "dpm++2m")
+    } | {"biggan:tiny|none"}
+    # the two tiny SD bases really are different models
+    cos = {u["model"]: u["clip_cosine"] for u in images if u["scheduler"] == "euler"}
     assert cos["tiny"] != cos["tiny-seed1"]
+    # the prompt became an ImageNet class, shown in the report
+    (mapped,) = [u for u in data["units"].values() if u["kind"] == "imagenet_class"]
     text = assert_report(
         straight,
         "models",
-        ["## CLIP score per cell", "| tiny-seed1 | dpm++2m |"],
+        [
+            "> **Random weights: these numbers are meaningless.**",
+            "## CLIP score per cell",
+            "| tiny-seed1 | dpm++2m |",
+            "| sdxl:tiny+tiny-lora | euler |",
+            "| biggan:tiny | — (GAN: no scheduler) |",
+            f"| 1 | {mapped['class_index']} | {mapped['class_name']} |",
+            # the original figure, on both scales, though this run did not make its cell
+            "| stabilityai/stable-diffusion-2-1-base | euler-a | 1 | 0.3972 | not run | 39.72 | not run |",
+        ],
         ["clip_scores.png", "best_per_cell.png"],
     )
-    assert "CLIP score" in text and "clip" in text
+    assert text.index("Random weights") < text.index("## CLIP score per cell")
 
     run_cli(*MODELS_ARGS, "--report-dir", str(again))
     assert without_timings(results(again, "models")) == without_timings(data)
 
-    interrupted_copy(straight, resumed, "models", keep=3)
+    # interrupted inside the SDXL model's units (the class mapping and 8 images done)
+    interrupted_copy(straight, resumed, "models", keep=9)
     run_cli(*MODELS_ARGS, "--report-dir", str(resumed))
     assert without_timings(results(resumed, "models")) == without_timings(data)
 
@@ -320,3 +338,23 @@ def test_style_match_score_is_the_mean_of_the_judges_yes_answers(tiny_settings, 
     assert (cell["yes"], cell["n"]) == (1, 2)
     assert cell["vqa_score"] == 0.5
     assert calls == ["Is this picture in the style of Banksy?"] * 2
+
+
+def test_style_match_samples_sheet_shows_every_photo(tiny_settings, tmp_path):
+    """All five default photos get a row in the samples sheet (it used to stop at four), and a tiny run's
+    report opens with the random-weights warning."""
+    import inspect
+
+    from inference.eval import report as rep
+    from inference.eval import style_match
+    from inference.eval.photos import DEFAULT_PHOTOS, default_photos
+
+    study = style_match.StyleMatchStudy(styles=["banksy"], architectures=["img2img"], steps=1, seed=0)
+    style_match.run(tiny_settings, tmp_path / "sm", study, default_photos())
+    data = json.loads((tmp_path / "sm" / "results.json").read_text())
+    assert style_match.sample_photos(data["units"]) == list(DEFAULT_PHOTOS)
+    thumb_px = inspect.signature(rep.contact_sheet).parameters["thumb"].default * 100  # dpi 100
+    with Image.open(tmp_path / "sm" / "samples_img2img.png") as sheet:
+        assert sheet.height > len(DEFAULT_PHOTOS) * thumb_px  # five rows of thumbnails, not four
+    report = (tmp_path / "sm" / "report.md").read_text()
+    assert report.split("\n")[2].startswith("> **Random weights: these numbers are meaningless.**")
