@@ -34,7 +34,7 @@ ON CONFLICT (path) DO UPDATE SET data = excluded.data, created_at = excluded.cre
 READ = "SELECT data FROM files WHERE path = ?"
 EXISTS = "SELECT 1 FROM files WHERE path = ?"
 UNDER = "SELECT path FROM files WHERE substr(path, 1, ?) = ?"
-DELETE_UNDER = "DELETE FROM files WHERE substr(path, 1, ?) = ?"
+DELETE_UNDER = "DELETE FROM files WHERE path = ? OR substr(path, 1, ?) = ?"  # the file, or a folder's files
 
 
 class LocalFiles:
@@ -91,7 +91,8 @@ class DatabaseFiles(LocalFiles):
 
     def _execute(self, statement: str, params: tuple) -> list:
         with self.lock:
-            return self.conn.execute(statement, params).fetchall()
+            cursor = self.conn.execute(statement, params)
+            return cursor.fetchall() if cursor.description else []
 
     def publish(self, name: str) -> None:
         self._execute(UPSERT, (name, self.path(name).read_bytes(), time.time()))
@@ -114,7 +115,8 @@ class DatabaseFiles(LocalFiles):
 
     def delete(self, prefixes: list[str]) -> None:
         for prefix in prefixes:  # the rows first: a local copy alone is re-made by nobody
-            self._execute(DELETE_UNDER, (len(prefix), prefix))
+            folder = prefix.rstrip("/") + "/"  # loras/7 is not loras/70
+            self._execute(DELETE_UNDER, (prefix, len(folder), folder))
         super().delete(prefixes)
 
     def owners(self, top: str) -> set[str]:
