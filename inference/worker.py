@@ -93,6 +93,7 @@ class Worker:
 
     def run_forever(self, *, exit_when_idle: bool = False) -> None:
         self.load()
+        self.files.drop_copies()  # FILE_STORE=database: nothing a killed worker fetched stays on this host
         log.info("worker %s ready on %s", self.queue.worker_id, self.queue.target)
         idle = self.idle_min_s
         next_sweep = 0.0

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -132,6 +132,11 @@ class SqliteConnection:
             raise
         self.raw.execute("COMMIT")
 
+    def one_write(self):
+        """Around a single writing statement that reads first (a claim): the write lock up front, since an
+        autocommitted read that upgrades to a write meets SQLITE_BUSY without waiting for the lock."""
+        return self.transaction()
+
     def notify(self, channel: str) -> None:
         """SQLite has no NOTIFY: waiters poll (jobs/wakeup.py)."""
 
@@ -156,6 +161,10 @@ class PostgresConnection:
     def transaction(self):
         with self.raw.transaction():
             yield self
+
+    def one_write(self):
+        """One statement is atomic on its own: no BEGIN and COMMIT round trips around it."""
+        return nullcontext(self)
 
     def notify(self, channel: str) -> None:
         self.raw.execute("SELECT pg_notify(%s, '')", (channel_name(channel, self.schema),))

@@ -34,6 +34,7 @@ ON CONFLICT (path) DO UPDATE SET data = excluded.data, created_at = excluded.cre
 READ = "SELECT data FROM files WHERE path = ?"
 EXISTS = "SELECT 1 FROM files WHERE path = ?"
 UNDER = "SELECT path FROM files WHERE substr(path, 1, ?) = ?"
+USER_FOLDERS = ("uploads", "selfies", "loras", "results")
 DELETE_UNDER = "DELETE FROM files WHERE path = ? OR substr(path, 1, ?) = ?"  # the file, or a folder's files
 
 
@@ -77,6 +78,9 @@ class LocalFiles:
 
     def evict(self, names: list[str]) -> None:
         """This host's copies of these files are no longer needed (a job is over)."""
+
+    def drop_copies(self) -> None:
+        """At a worker's start: copies that a killed predecessor could not evict."""
 
 
 class DatabaseFiles(LocalFiles):
@@ -123,6 +127,11 @@ class DatabaseFiles(LocalFiles):
         start = top.rstrip("/") + "/"
         stored = {row[0][len(start) :].split("/", 1)[0] for row in self._execute(UNDER, (len(start), start))}
         return stored | super().owners(top)
+
+    def drop_copies(self) -> None:
+        # Working copies only: the rows hold the files. (An embedded worker shares DATA_DIR with the bot;
+        # an upload caught between its download and its publish fails that update, which is retried.)
+        super().delete(list(USER_FOLDERS))
 
     def evict(self, names: list[str]) -> None:
         for name in names:

@@ -98,7 +98,7 @@ class JobQueue:
             min_priority=min_priority,
             **kinds_params,
         )
-        with self.conn.transaction():
+        with self.conn.one_write():
             row = self.conn.execute(statement, params).fetchone()
         return Job.from_row(row) if row else None
 

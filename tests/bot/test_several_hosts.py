@@ -29,8 +29,9 @@ class WorkerHost:
     """`python -m inference worker` on a 'host' of its own: its own DATA_DIR, the shared database."""
 
     def __init__(self, data_dir: Path, database_url: str, models_dir: Path):
-        data_dir.mkdir(parents=True)
-        (data_dir / "models").symlink_to(models_dir, target_is_directory=True)  # the model cache only
+        if not data_dir.exists():
+            data_dir.mkdir(parents=True)
+            (data_dir / "models").symlink_to(models_dir, target_is_directory=True)  # the model cache only
         self.data_dir, self.log_path = data_dir, data_dir.parent / f"{data_dir.name}.log"
         env = {
             **os.environ,
@@ -105,6 +106,8 @@ def test_bot_and_two_workers_on_other_hosts_share_one_postgres(tmp_path, postgre
         victim = next(w for w in workers if owner.endswith(f":{w.process.pid}"))
         victim.kill9()
         albums_for_all()
+        # The host starts its worker again: what the killed one had copied down does not stay.
+        workers[workers.index(victim)] = WorkerHost(victim.data_dir, postgres_url, models_dir)
         time.sleep(2.0)  # and nothing more comes
         answered = Counter(
             c.params["reply_parameters"]["message_id"] for c in telegram.sent("sendMediaGroup")
@@ -133,7 +136,10 @@ def test_bot_and_two_workers_on_other_hosts_share_one_postgres(tmp_path, postgre
         assert any(p.startswith("uploads/3002/") for p in stored)  # the others keep theirs
         bot_files = [p for d in USER_FOLDERS for p in (bot.data_dir / d).rglob("*") if p.is_file()]
         assert not [p for p in bot_files if str(user.id) in p.parts or p.parent.name in map(str, jobs)]
-        assert [w.user_files() for w in workers] == [[], []]  # workers keep no copies once a job is over
+        # Workers keep no copies once a job is over (the restarted one dropped its predecessor's).
+        telegram.wait_for(
+            lambda: [w.user_files() for w in workers] == [[], []], 60, "no user files on workers"
+        )
     finally:
         bot.cleanup()
         for worker in workers:
