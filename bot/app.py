@@ -9,7 +9,6 @@ import signal
 from collections.abc import Coroutine
 from typing import Any
 
-import aiosqlite
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
 
@@ -27,7 +26,8 @@ from bot.settings import BotSettings
 from bot.supervisor import WorkerSupervisor
 from bot.telegram import create_bot
 from bot.texts import Texts
-from jobs.aio import AsyncJobQueue, open_db
+from jobs.aio import AsyncDb, AsyncJobQueue, open_db
+from jobs.files import open_files
 from jobs.store import BotStore
 from jobs.training_store import TrainingStore
 
@@ -38,7 +38,7 @@ class FatalError(Exception):
     """Something only the operator can fix (a rejected token): one line, exit code 2."""
 
 
-def build_dispatcher(bot: Bot, db: aiosqlite.Connection, settings: BotSettings) -> Dispatcher:
+def build_dispatcher(bot: Bot, db: AsyncDb, settings: BotSettings) -> Dispatcher:
     store, queue, texts = BotStore(db), AsyncJobQueue(db), Texts()
     dispatcher = Dispatcher(
         db=db,
@@ -48,10 +48,12 @@ def build_dispatcher(bot: Bot, db: aiosqlite.Connection, settings: BotSettings) 
         settings=settings,
         intake=Intake(bot, store, queue, texts, settings, NoticeLimiter(settings.notice_interval_s)),
     )
-    training = TrainingStore(db, settings.data_dir)
+    files = open_files(settings.shared)  # FILE_STORE: DATA_DIR, or the database for several hosts
+    training = TrainingStore(db, settings.data_dir, files)
+    dispatcher["files"] = files
     dispatcher["training"] = training
     dispatcher["selfies"] = SelfieDesk(bot, store, training, queue, texts, settings)
-    dispatcher["forgetter"] = Forgetter(store, queue, settings.data_dir, settings.worker_lease_s)
+    dispatcher["forgetter"] = Forgetter(store, queue, files, settings.worker_lease_s)
     dispatcher.update.outer_middleware(UserMiddleware())
     dispatcher.include_routers(*get_routers())
     return dispatcher
@@ -59,7 +61,7 @@ def build_dispatcher(bot: Bot, db: aiosqlite.Connection, settings: BotSettings) 
 
 async def run(settings: BotSettings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = await open_db(settings.db_path)  # applies migrations/ (the same runner as the worker)
+    db = await open_db(settings.database)  # applies migrations/ (the same runner as the worker)
     bot = create_bot(settings)
     supervisor = WorkerSupervisor(settings) if settings.inference == "embedded" else None
     stop = _stop_on_signals()  # from the first moment: SIGTERM while Telegram is unreachable stops us too
@@ -80,7 +82,7 @@ async def run(settings: BotSettings) -> None:
         log.info("bot stopped")
 
 
-async def _serve(bot: Bot, db: aiosqlite.Connection, settings: BotSettings, start: Any) -> None:
+async def _serve(bot: Bot, db: AsyncDb, settings: BotSettings, start: Any) -> None:
     """Once Telegram answers: the dispatcher, the command menu, and the loops that poll, handle and deliver."""
     me = await _get_me(bot)
     api = settings.telegram_api_base or "api.telegram.org"
@@ -91,7 +93,7 @@ async def _serve(bot: Bot, db: aiosqlite.Connection, settings: BotSettings, star
         await set_commands(bot, texts)
     except TelegramAPIError as error:
         log.warning("set_my_commands failed: %s", error)
-    await sweep_orphans(store, settings.data_dir)
+    await sweep_orphans(store, dispatcher["files"])
     processor = InboxProcessor(dispatcher, bot, store)
     poller = UpdatePoller(
         bot,

@@ -38,8 +38,11 @@ from bot.train_progress import TrainingProgress, finish_training
 from contract.kinds import JobKind, PortraitRequest, PortraitResult, StylizeResult
 from jobs.aio import AsyncJobQueue
 from jobs.errors import INTERNAL
+from jobs.files import open_files
 from jobs.models import Job, JobState
+from jobs.queue import OVER
 from jobs.store import BotStore, DueDelivery
+from jobs.wakeup import AsyncWakeup
 
 log = logging.getLogger("artbooth.bot.delivery")
 
@@ -84,6 +87,7 @@ class DeliveryLoop:
         self.bot, self.store, self.queue, self.texts, self.settings = bot, store, queue, texts, settings
         self.concurrency, self.stop_grace_s = concurrency, stop_grace_s
         self._in_flight: dict[int, asyncio.Task] = {}
+        self.files = open_files(settings.shared)
 
     async def run(self) -> None:
         if resumed := await self.store.resume_sending():
@@ -91,6 +95,7 @@ class DeliveryLoop:
         progress = TrainingProgress(self.bot, self.store, self.queue, self.texts, self.settings)
         progress_task = asyncio.create_task(progress.run())  # training progress edits, beside us
         guard = IterationGuard(log, "delivery")
+        wakeup = await AsyncWakeup.listen(self.settings.database, OVER)  # PostgreSQL: woken as a job ends
         try:
             while True:
                 try:
@@ -99,9 +104,10 @@ class DeliveryLoop:
                     await guard.failed()
                     continue
                 guard.succeeded()
-                await asyncio.sleep(self.settings.delivery_poll_s)
+                await wakeup.wait(self.settings.delivery_poll_s)
         finally:
             progress_task.cancel()
+            await wakeup.close()
             await self._finish_in_flight()
             await asyncio.gather(progress_task, return_exceptions=True)
 
@@ -189,10 +195,8 @@ class DeliveryLoop:
             album = StylizeResult.from_dict(job.result)
             relative = [image.path for image in album.images]
             caption = self.texts.album_caption(lang, album.caption, [image.style for image in album.images])
-        paths = [self.settings.data_dir / path for path in relative]
-        for path in paths:
-            if not path.is_file():
-                raise FileNotFoundError(path)
+        # FILE_STORE=database: the pictures come down from the database (a worker elsewhere wrote them).
+        paths = [await asyncio.to_thread(self.files.fetch, path) for path in relative]
         as_documents = any(path.stat().st_size > MAX_PHOTO_BYTES for path in paths)
         if not as_documents:
             try:

@@ -11,16 +11,18 @@ So the same paths are deleted again a few times over the following minutes (`lea
 while such a late write can still happen. The worker itself also deletes results/<job id> when its
 outcome is refused. Should the bot restart within those minutes, `sweep_orphans` at start-up removes any
 folder whose user or job no longer exists.
+
+Files go through jobs/files.py: with FILE_STORE=database the same names are deleted from the `files`
+table as well as from this host's DATA_DIR (workers keep no copies once a job is over).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-from pathlib import Path
 
 from jobs.aio import AsyncJobQueue
+from jobs.files import LocalFiles
 from jobs.store import BotStore
 
 log = logging.getLogger("artbooth.bot.forget")
@@ -29,8 +31,8 @@ USER_DIRS = ("uploads", "selfies", "loras")
 
 
 class Forgetter:
-    def __init__(self, store: BotStore, queue: AsyncJobQueue, data_dir: Path, lease_s: float):
-        self.store, self.queue, self.data_dir = store, queue, data_dir
+    def __init__(self, store: BotStore, queue: AsyncJobQueue, files: LocalFiles, lease_s: float):
+        self.store, self.queue, self.files = store, queue, files
         self.sweep_after_s = (lease_s, 2 * lease_s + 5, 300.0)
         self._sweeps: set[asyncio.Task] = set()
 
@@ -42,18 +44,15 @@ class Forgetter:
             if state in ("queued", "running"):
                 await self.queue.cancel(job_id, user_id=user_id)
         await self.store.delete_user(user_id, update_id)
-        paths = self.paths(user_id, job_ids)
-        await asyncio.to_thread(delete_paths, paths)
+        await asyncio.to_thread(self.files.delete, self.paths(user_id, job_ids))
         log.info("user %s forgotten: %s jobs, %s running", user_id, len(job_ids), len(running))
         if running:
             task = asyncio.create_task(self._sweep_later(user_id, job_ids))
             self._sweeps.add(task)
             task.add_done_callback(self._sweeps.discard)
 
-    def paths(self, user_id: int, job_ids: list[int]) -> list[Path]:
-        return [self.data_dir / d / str(user_id) for d in USER_DIRS] + [
-            self.data_dir / "results" / str(job_id) for job_id in job_ids
-        ]
+    def paths(self, user_id: int, job_ids: list[int]) -> list[str]:
+        return [f"{d}/{user_id}" for d in USER_DIRS] + [f"results/{job_id}" for job_id in job_ids]
 
     async def _sweep_later(self, user_id: int, job_ids: list[int]) -> None:
         """Late writes of the cancelled jobs: their results, and a LoRA nobody trains now.
@@ -64,34 +63,25 @@ class Forgetter:
         for at in self.sweep_after_s:
             await asyncio.sleep(at - waited)
             waited = at
-            paths = [self.data_dir / "results" / str(job_id) for job_id in job_ids]
+            paths = [f"results/{job_id}" for job_id in job_ids]
             if not await self.store.training_or_lora(user_id):
-                paths.append(self.data_dir / "loras" / str(user_id))
-            await asyncio.to_thread(delete_paths, paths)
+                paths.append(f"loras/{user_id}")
+            await asyncio.to_thread(self.files.delete, paths)
 
 
-async def sweep_orphans(store: BotStore, data_dir: Path) -> list[Path]:
-    """Folders of users and jobs that no longer exist (a /forget whose late sweep a restart cut short)."""
+async def sweep_orphans(store: BotStore, files: LocalFiles) -> list[str]:
+    """Files of users and jobs that no longer exist (a /forget whose late sweep a restart cut short)."""
     users, jobs = await store.user_ids(), await store.job_ids()
-    owners = [(data_dir / d, users) for d in USER_DIRS] + [(data_dir / "results", jobs)]
-    orphans = await asyncio.to_thread(_orphans, owners)
+    owners = [(d, users) for d in USER_DIRS] + [("results", jobs)]
+    orphans = await asyncio.to_thread(_orphans, files, owners)
     if orphans:
-        await asyncio.to_thread(delete_paths, orphans)
+        await asyncio.to_thread(files.delete, orphans)
         log.info("deleted %s folders of forgotten users and jobs", len(orphans))
     return orphans
 
 
-def _orphans(owners: list[tuple[Path, set[int]]]) -> list[Path]:
+def _orphans(files: LocalFiles, owners: list[tuple[str, set[int]]]) -> list[str]:
     found = []
-    for parent, alive in owners:
-        if parent.is_dir():
-            found += [p for p in parent.iterdir() if p.name.isdigit() and int(p.name) not in alive]
+    for top, alive in owners:
+        found += [f"{top}/{name}" for name in files.owners(top) if name.isdigit() and int(name) not in alive]
     return found
-
-
-def delete_paths(paths: list[Path]) -> None:
-    for path in paths:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.exists() or path.is_symlink():
-            path.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ is idempotent: the job's dedup_key is 'tg:<update_id>', the upload's name comes 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from bot.texts import Texts
 from contract.kinds import INTERACTIVE_PRIORITY, JobKind, StylizeRequest
 from contract.styles import ARTISTS, get_style
 from jobs.aio import AsyncJobQueue
+from jobs.files import open_files
 from jobs.store import BotStore, UserRow
 
 log = logging.getLogger("artbooth.bot.intake")
@@ -88,6 +90,7 @@ class Intake:
     ):
         self.bot, self.store, self.queue, self.texts, self.settings = bot, store, queue, texts, settings
         self.notices = notices
+        self.files = open_files(settings.shared)
         # An album's caption comes with its first photo only: remember its one-off style for the rest.
         self._album_styles: dict[str, tuple[bool, str | None]] = {}
 
@@ -132,6 +135,7 @@ class Intake:
         relative = Path("uploads") / str(user.id) / f"{update_id}-{image.file_unique_id}.{image.extension}"
         try:
             await _download(self.bot, image.file_id, settings.data_dir / relative)
+            await asyncio.to_thread(self.files.publish, relative.as_posix())  # for workers on other hosts
         except TelegramBadRequest as error:
             if "too big" in error.message.lower():
                 await message.answer(texts(lang, "file_too_big", size_mb=_mb(image.size or 0), max_mb=max_mb))

@@ -112,6 +112,7 @@ class SelfieDesk:
             return DUPLICATE
         relative = Path("selfies") / str(user_id) / f"{update_id}.jpg"
         await save_crop(verdict.crop, self.settings.data_dir / relative)
+        await asyncio.to_thread(self.training.files.publish, relative.as_posix())  # for the trainer's host
         await self.training.add_selfie(user_id, update_id, relative.as_posix(), verdict.fingerprint)
         return None
 

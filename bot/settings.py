@@ -26,6 +26,8 @@ class BotSettings(BaseSettings):
     models: str = DEFAULT_MODELS
     device: str = DEFAULT_DEVICE
     inference: Literal["embedded", "external"] = "embedded"
+    database_url: str | None = None  # postgresql://… (README: Several hosts); unset: SQLite in DATA_DIR
+    file_store: Literal["local", "database"] | None = None  # None: database on PostgreSQL, else local
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
 
     # Diffusion steps per picture; None: the worker's default.
@@ -66,11 +68,21 @@ class BotSettings(BaseSettings):
 
     @property
     def shared(self) -> SharedSettings:
-        return SharedSettings(data_dir=self.data_dir, models=self.models, device=self.device)
+        return SharedSettings(
+            data_dir=self.data_dir,
+            models=self.models,
+            device=self.device,
+            database_url=self.database_url,
+            file_store=self.file_store,
+        )
 
     @property
     def db_path(self) -> Path:
         return self.shared.db_path
+
+    @property
+    def database(self) -> str | Path:
+        return self.shared.database
 
     @property
     def max_download_bytes(self) -> int:

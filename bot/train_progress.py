@@ -20,6 +20,7 @@ from bot.settings import BotSettings
 from bot.texts import Texts
 from contract.kinds import TrainPhase, TrainResult
 from jobs.aio import AsyncJobQueue
+from jobs.files import open_files
 from jobs.models import Job, JobState
 from jobs.store import BotStore
 from jobs.training_store import TrainingStore
@@ -54,7 +55,7 @@ class TrainingProgress:
         min_interval_s: float = EDIT_INTERVAL_S,
     ):
         self.bot, self.store, self.queue, self.texts = bot, store, queue, texts
-        self.training = TrainingStore(store.db, settings.data_dir)
+        self.training = TrainingStore(store.db, settings.data_dir, open_files(settings.shared))
         self.every_s, self.min_interval_s = every_s, min_interval_s
         self._shown: dict[int, str] = {}  # job id → the text on screen (in memory: a restart edits once more)
         self._next_edit: dict[int, float] = {}  # chat id → monotonic time of the next allowed edit
@@ -124,7 +125,7 @@ async def finish_training(
     bot: Bot, store: BotStore, texts: Texts, settings: BotSettings, job: Job, lang: str
 ) -> Message:
     """The train job is over: remember the LoRA (and drop the selfies), or keep the photos for a retry."""
-    training = TrainingStore(store.db, settings.data_dir)
+    training = TrainingStore(store.db, settings.data_dir, open_files(settings.shared))
     assert job.user_id is not None and job.chat_id is not None
     session = await training.session(job.user_id)
     progress_message = session.progress_message if session and session.job_id == job.id else None

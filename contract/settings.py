@@ -39,10 +39,19 @@ class SharedSettings:
     data_dir: Path = DEFAULT_DATA_DIR
     models: str = DEFAULT_MODELS
     device: str = DEFAULT_DEVICE
+    # DATABASE_URL: None (or sqlite:///path) is the embedded SQLite; postgresql://… puts the queue there.
+    database_url: str | None = None
+    # FILE_STORE: local (DATA_DIR) or database (jobs/files.py); None: database on PostgreSQL, else local.
+    file_store: str | None = None
 
     @property
     def db_path(self) -> Path:
         return database_path(self.data_dir)
+
+    @property
+    def database(self) -> str | Path:
+        """What jobs.connect / JobQueue / open_db take: the URL, or the SQLite file under DATA_DIR."""
+        return self.database_url or self.db_path
 
     @classmethod
     def shared_from_env(cls, env: dict[str, str]) -> dict[str, object]:
@@ -50,8 +59,15 @@ class SharedSettings:
             data_dir=Path(env.get("DATA_DIR") or DEFAULT_DATA_DIR),
             models=env.get("MODELS") or DEFAULT_MODELS,
             device=env.get("DEVICE") or DEFAULT_DEVICE,
+            database_url=env.get("DATABASE_URL") or None,
+            file_store=env.get("FILE_STORE") or None,
         )
 
     def to_env(self) -> dict[str, str]:
         """The environment that gives a child process (the embedded worker) these same values."""
-        return {"DATA_DIR": str(Path(self.data_dir).resolve()), "MODELS": self.models, "DEVICE": self.device}
+        env = {"DATA_DIR": str(Path(self.data_dir).resolve()), "MODELS": self.models, "DEVICE": self.device}
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
+        if self.file_store:
+            env["FILE_STORE"] = self.file_store
+        return env

@@ -5,7 +5,7 @@ Its own module so that the worker and the handlers both import it and neither im
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -14,6 +14,7 @@ from PIL import Image
 from contract.kinds import INTERACTIVE_PRIORITY
 from inference.settings import InferenceSettings
 from jobs import JobQueue
+from jobs.files import LocalFiles
 from jobs.models import Job
 
 
@@ -22,6 +23,7 @@ class JobRunner(Protocol):
 
     settings: InferenceSettings
     queue: JobQueue
+    files: LocalFiles
     models: Any
     stopping: bool
 
@@ -41,6 +43,7 @@ class JobContext:
     max_batch: int | None = None
     cancelled: bool = False  # set by the heartbeat or report() when the job is no longer ours
     told_to_stop: bool = False  # report() returned False: whatever the handler does next is a stop
+    touched: list[str] = field(default_factory=list)  # files fetched or written: evicted after the job
 
     @property
     def models(self) -> Any:
@@ -54,6 +57,18 @@ class JobContext:
     def queue(self) -> JobQueue:
         return self.worker.queue
 
+    def fetch(self, name: str) -> Path:
+        """A local path to a file of the store (an upload, a selfie, a LoRA), copied here if need be."""
+        self.touched.append(name)
+        return self.worker.files.fetch(name)
+
+    def publish(self, path: Path) -> str:
+        """A file this job wrote under DATA_DIR goes to the store; returns its name (relative to DATA_DIR)."""
+        name = Path(path).relative_to(self.data_dir).as_posix()
+        self.touched.append(name)
+        self.worker.files.publish(name)
+        return name
+
     @property
     def result_dir(self) -> Path:
         path = self.data_dir / "results" / str(self.job.id)
@@ -66,7 +81,7 @@ class JobContext:
         tmp = target.with_name(f".{name}.tmp")
         image.save(tmp, format=Image.registered_extensions()[target.suffix.lower()], quality=93)
         tmp.replace(target)
-        return target.relative_to(self.data_dir).as_posix()
+        return self.publish(target)
 
     def report(self, fraction: float, text: str | None = None, eta_s: float | None = None) -> bool:
         """Record progress. False when the job must stop: cancelled by its user or the worker is stopping."""

@@ -195,9 +195,10 @@ def _lora_for_job(ctx: JobContext, job: Job, request: kinds.PortraitRequest) -> 
     allowed = data_dir / "loras" / (str(job.user_id) if job.user_id is not None else "")
     if not path.is_relative_to(allowed):
         raise JobError(BAD_LORA, "that LoRA does not belong to this user")
-    if not path.is_file():
-        raise JobError(BAD_LORA, "no personal model yet: send /train first")
-    return path
+    try:
+        return ctx.fetch(path.relative_to(data_dir).as_posix())
+    except FileNotFoundError:
+        raise JobError(BAD_LORA, "no personal model yet: send /train first") from None
 
 
 def run_portrait_job(ctx: JobContext, job: Job) -> dict[str, Any]:

@@ -15,7 +15,7 @@ def run_stylize_job(ctx: JobContext, job: Job) -> dict[str, Any]:
     from inference.stylize import stylize
 
     request = StylizeRequest.from_payload(job.payload)
-    data = read_upload(ctx.data_dir / request.image)  # read once: decoded, and hashed for the seed
+    data = read_upload(ctx.fetch(request.image))  # read once: decoded, and hashed for the seed
     photo = load_photo(data)
     # The same photo gives the same pictures, also when the job is retried after a crash.
     seed = request.seed if request.seed is not None else zlib.crc32(data)

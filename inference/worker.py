@@ -7,9 +7,7 @@ seconds) or, for long jobs that report progress, is released back to the queue w
 from __future__ import annotations
 
 import logging
-import shutil
 import signal
-import sqlite3
 import threading
 import time
 import traceback
@@ -20,8 +18,12 @@ from inference.context import JobContext, JobStopped
 from inference.handlers import HANDLERS, resolve_handler
 from inference.settings import InferenceSettings
 from jobs import JobQueue
+from jobs.db import DatabaseError
 from jobs.errors import INTERNAL, OUT_OF_MEMORY, JobError
+from jobs.files import open_files
 from jobs.models import Job, JobState
+from jobs.queue import QUEUED
+from jobs.wakeup import Wakeup
 
 log = logging.getLogger("artbooth.worker")
 BATCHED_KINDS = ("stylize", "portrait")  # kinds whose handlers honour ctx.max_batch
@@ -30,7 +32,7 @@ BATCHED_KINDS = ("stylize", "portrait")  # kinds whose handlers honour ctx.max_b
 class _Heartbeat(threading.Thread):
     """Renews a job's lease while a long step (one diffusion call) runs; flags a cancellation."""
 
-    def __init__(self, ctx: JobContext, db_path: Path, worker_id: str, lease_s: float):
+    def __init__(self, ctx: JobContext, db_path: Path | str, worker_id: str, lease_s: float):
         super().__init__(daemon=True, name=f"heartbeat-{ctx.job.id}")
         self.ctx, self.db_path, self.worker_id, self.lease_s = ctx, db_path, worker_id, lease_s
         self.done = threading.Event()
@@ -41,7 +43,7 @@ class _Heartbeat(threading.Thread):
             while not self.done.wait(self.lease_s / 3):
                 try:
                     ours = queue.heartbeat(self.ctx.job.id)
-                except sqlite3.Error as error:  # e.g. locked past busy_timeout: try again next beat
+                except DatabaseError as error:  # e.g. locked past busy_timeout: try again next beat
                     log.warning("job %s: heartbeat failed (%s), retrying", self.ctx.job.id, error)
                     continue
                 if not ours:
@@ -63,7 +65,9 @@ class Worker:
         worker_id: str | None = None,
     ):
         self.settings = settings
-        self.queue = JobQueue(settings.db_path, worker_id=worker_id, lease_s=lease_s)
+        self.queue = JobQueue(settings.database, worker_id=worker_id, lease_s=lease_s)
+        self.wakeup = Wakeup(settings.database, QUEUED)  # PostgreSQL: NOTIFY ends an idle wait at once
+        self.files = open_files(settings)
         self.lease_s = lease_s
         self.models = models
         self.idle_min_s, self.idle_max_s = idle_min_s, idle_max_s
@@ -89,7 +93,8 @@ class Worker:
 
     def run_forever(self, *, exit_when_idle: bool = False) -> None:
         self.load()
-        log.info("worker %s ready on %s", self.queue.worker_id, self.settings.db_path)
+        self.files.drop_copies()  # FILE_STORE=database: nothing a killed worker fetched stays on this host
+        log.info("worker %s ready on %s", self.queue.worker_id, self.queue.target)
         idle = self.idle_min_s
         next_sweep = 0.0
         while not self.stopping:
@@ -101,9 +106,10 @@ class Worker:
                 continue
             if exit_when_idle:
                 break
-            time.sleep(idle)
+            self.wakeup.wait(idle)
             idle = min(idle * 2, self.idle_max_s)
         self.queue.close()
+        self.wakeup.close()
         log.info("worker %s stopped", self.queue.worker_id)
 
     def sweep_expired(self) -> None:
@@ -125,7 +131,7 @@ class Worker:
 
     def run_job(self, job: Job) -> None:
         ctx = JobContext(worker=self, job=job)
-        heartbeat = _Heartbeat(ctx, self.settings.db_path, self.queue.worker_id, self.lease_s)
+        heartbeat = _Heartbeat(ctx, self.settings.database, self.queue.worker_id, self.lease_s)
         heartbeat.start()
         started = time.perf_counter()
         try:
@@ -150,6 +156,7 @@ class Worker:
         finally:
             heartbeat.done.set()
             heartbeat.join()
+            self.files.evict(ctx.touched)  # FILE_STORE=database: no user's file stays on this host
 
     def _stopped(self, ctx: JobContext) -> None:
         if self.stopping and not ctx.cancelled and self.queue.release(ctx.job.id):
@@ -166,7 +173,7 @@ class Worker:
         """
         job = self.queue.get(ctx.job.id)
         if job is None or job.state is JobState.CANCELLED:
-            shutil.rmtree(self.settings.data_dir / "results" / str(ctx.job.id), ignore_errors=True)
+            self.files.delete([f"results/{ctx.job.id}"])
 
     def _run_with_oom_retry(self, ctx: JobContext) -> dict[str, Any]:
         handler = resolve_handler(ctx.job.kind)

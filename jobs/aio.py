@@ -1,4 +1,6 @@
-"""The asynchronous queue API, for the bot (aiosqlite: the event loop never waits on the disk)."""
+"""The asynchronous queue API, for the bot: aiosqlite (the event loop never waits on the disk) or psycopg's
+AsyncConnection on PostgreSQL, both used through the same `await (await db.execute(q, p)).fetchone()`.
+"""
 
 from __future__ import annotations
 
@@ -11,28 +13,38 @@ from typing import Any
 import aiosqlite
 
 from jobs import sql
+from jobs.db import AsyncPostgres, Target, connect, target_of
 from jobs.models import Job
-from jobs.queue import connect
+from jobs.queue import QUEUED
 from jobs.schema import migrate
 
+AsyncDb = aiosqlite.Connection | AsyncPostgres
 
-async def open_db(db_path: str | Path) -> aiosqlite.Connection:
-    """Migrate (synchronously, once, at start-up) and open an aiosqlite connection like `connect`'s."""
-    with_migrations = connect(db_path)
+
+async def open_db(db: str | Path | Target) -> AsyncDb:
+    """Migrate (synchronously, once, at start-up) and open the bot's connection, set up like `connect`'s."""
+    target = target_of(db)
+    with_migrations = connect(target)
     try:
         migrate(with_migrations)
     finally:
         with_migrations.close()
-    db = await aiosqlite.connect(db_path, isolation_level=None, timeout=sql.BUSY_TIMEOUT_MS / 1000)
-    db.row_factory = sqlite3.Row
-    await db.execute(f"PRAGMA busy_timeout = {sql.BUSY_TIMEOUT_MS}")
+    if target.is_postgres:
+        return await AsyncPostgres.open(target.url)
+    conn = await aiosqlite.connect(target.path, isolation_level=None, timeout=sql.BUSY_TIMEOUT_MS / 1000)
+    conn.row_factory = sqlite3.Row
+    await conn.execute(f"PRAGMA busy_timeout = {sql.BUSY_TIMEOUT_MS}")
     for pragma in sql.PRAGMAS:
-        await db.execute(pragma)
-    return db
+        await conn.execute(pragma)
+    return conn
+
+
+def is_postgres(db: AsyncDb) -> bool:
+    return isinstance(db, AsyncPostgres)
 
 
 class AsyncJobQueue:
-    def __init__(self, db: aiosqlite.Connection):
+    def __init__(self, db: AsyncDb):
         self.db = db
 
     async def enqueue(
@@ -57,9 +69,11 @@ class AsyncJobQueue:
             max_attempts=max_attempts,
             now=time.time(),
         )
-        cur = await self.db.execute(sql.ENQUEUE, params)
-        if cur.rowcount == 1:
-            return cur.lastrowid, True
+        row = await (await self.db.execute(sql.ENQUEUE, params)).fetchone()
+        if row is not None:
+            if is_postgres(self.db):
+                await self.db.notify(QUEUED)  # idle workers wake now rather than at their next poll
+            return row[0], True
         row = await (await self.db.execute(sql.BY_DEDUP, (dedup_key,))).fetchone()
         return row[0], False
 

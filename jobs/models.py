@@ -42,6 +42,7 @@ class Job:
     created_at: float
     started_at: float | None
     finished_at: float | None
+    turn: int = 0  # the user's turn within the priority (jobs/sql.py: ENQUEUE)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -1,31 +1,24 @@
-"""The synchronous queue API, for the worker (and tests). One connection per process or thread."""
+"""The synchronous queue API, for the worker (and tests). One connection per process or thread.
+
+The same class on SQLite and PostgreSQL: `JobQueue(path_or_url)`; jobs/db.py holds what differs.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 from jobs import sql
+from jobs.db import Target, connect, target_of
 from jobs.models import Job
 from jobs.schema import migrate
 
 DEFAULT_LEASE_S = 60.0
-
-
-def connect(db_path: str | Path) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL and busy_timeout set."""
-    Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(db_path, isolation_level=None, timeout=sql.BUSY_TIMEOUT_MS / 1000)
-    conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {sql.BUSY_TIMEOUT_MS}")
-    for pragma in sql.PRAGMAS:
-        conn.execute(pragma)
-    return conn
+QUEUED, OVER = "queued", "over"  # NOTIFY channels: a job to claim; a job the bot must deliver
 
 
 def default_worker_id() -> str:
@@ -35,14 +28,14 @@ def default_worker_id() -> str:
 class JobQueue:
     def __init__(
         self,
-        db_path: str | Path,
+        db: str | Path | Target,
         *,
         worker_id: str | None = None,
         lease_s: float = DEFAULT_LEASE_S,
         migrate_schema: bool = True,
     ):
-        self.db_path = Path(db_path)
-        self.conn = connect(self.db_path)
+        self.target = target_of(db)
+        self.conn = connect(self.target)
         if migrate_schema:  # False for helper connections of a process that already migrated
             migrate(self.conn)
         self.worker_id = worker_id or default_worker_id()
@@ -74,9 +67,10 @@ class JobQueue:
             max_attempts=max_attempts,
             now=time.time(),
         )
-        cur = self.conn.execute(sql.ENQUEUE, params)
-        if cur.rowcount == 1:
-            return cur.lastrowid
+        row = self.conn.execute(sql.ENQUEUE, params).fetchone()
+        if row is not None:
+            self.conn.notify(QUEUED)
+            return row[0]
         return self.conn.execute(sql.BY_DEDUP, (dedup_key,)).fetchone()[0]
 
     def get(self, job_id: int) -> Job | None:
@@ -92,10 +86,10 @@ class JobQueue:
 
     # -- worker side ---------------------------------------------------------------------------
     def claim(self, kinds: tuple[str, ...] | None = None, *, min_priority: int | None = None) -> Job | None:
-        """Take the next queued job (highest priority, then oldest), or None when there is none."""
+        """Take the next queued job (highest priority, then the user's turn, then oldest), or None."""
         kinds_sql, kinds_params = sql.kinds_clause(kinds)
         prio_sql = "AND priority >= :min_priority" if min_priority is not None else ""
-        statement = sql.CLAIM.format(kinds=kinds_sql, min_priority=prio_sql)
+        statement = sql.CLAIM.format(kinds=kinds_sql, min_priority=prio_sql, lock=self.conn.claim_lock)
         now = time.time()
         params = dict(
             worker=self.worker_id,
@@ -104,13 +98,8 @@ class JobQueue:
             min_priority=min_priority,
             **kinds_params,
         )
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.conn.one_write():
             row = self.conn.execute(statement, params).fetchone()
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
         return Job.from_row(row) if row else None
 
     def heartbeat(self, job_id: int) -> bool:
@@ -134,11 +123,17 @@ class JobQueue:
 
     def finish(self, job_id: int, result: dict[str, Any]) -> bool:
         params = dict(id=job_id, worker=self.worker_id, result=json.dumps(result), now=time.time())
-        return self.conn.execute(sql.FINISH, params).rowcount == 1
+        return self._over(self.conn.execute(sql.FINISH, params).rowcount == 1)
 
     def fail(self, job_id: int, code: str, message: str) -> bool:
         params = dict(id=job_id, worker=self.worker_id, code=code, message=message[:2000], now=time.time())
-        return self.conn.execute(sql.FAIL, params).rowcount == 1
+        return self._over(self.conn.execute(sql.FAIL, params).rowcount == 1)
+
+    def _over(self, changed: bool) -> bool:
+        """Wake the bot's delivery loop (PostgreSQL; on SQLite it polls)."""
+        if changed:
+            self.conn.notify(OVER)
+        return changed
 
     def release(self, job_id: int) -> bool:
         return self.conn.execute(sql.RELEASE, dict(id=job_id, worker=self.worker_id)).rowcount == 1
@@ -146,14 +141,12 @@ class JobQueue:
     def requeue_expired(self) -> tuple[list[int], list[int]]:
         """Jobs whose worker vanished: back to the queue, or failed once their attempts are spent."""
         now = time.time()
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.conn.transaction():
             failed = [r[0] for r in self.conn.execute(sql.FAIL_EXPIRED, dict(now=now)).fetchall()]
             requeued = [r[0] for r in self.conn.execute(sql.REQUEUE_EXPIRED, dict(now=now)).fetchall()]
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
+        if requeued:
+            self.conn.notify(QUEUED)
+        self._over(bool(failed))
         return requeued, failed
 
     def has_waiting(self, min_priority: int) -> bool:

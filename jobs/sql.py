@@ -1,22 +1,42 @@
 """The queue's statements, shared by the sync (worker) and async (bot) APIs so they cannot drift."""
 
-PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON")
+# secure_delete: a deleted row (/forget) is overwritten in the file, whatever the SQLite build's default.
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA secure_delete=ON",
+)
+# After /forget: the WAL still holds the deleted rows' old pages until a checkpoint copies and truncates it.
+CHECKPOINT = "PRAGMA wal_checkpoint(TRUNCATE)"
 BUSY_TIMEOUT_MS = 30_000
 
+# Users take turns within a priority (issue 12): a job's `turn` is its user's next turn, never behind the
+# queue's head (the lowest turn still unfinished), so in a burst every user's first job runs before
+# anyone's second, and a user who comes later joins the current round instead of jumping it.
 ENQUEUE = """
-INSERT INTO jobs (kind, payload, user_id, chat_id, priority, dedup_key, max_attempts, created_at)
-VALUES (:kind, :payload, :user_id, :chat_id, :priority, :dedup_key, :max_attempts, :now)
+INSERT INTO jobs (kind, payload, user_id, chat_id, priority, dedup_key, max_attempts, created_at, turn)
+VALUES (:kind, :payload, :user_id, :chat_id, :priority, :dedup_key, :max_attempts, :now, (
+    SELECT CASE WHEN mine > head THEN mine ELSE head END FROM (
+        SELECT COALESCE((SELECT MIN(turn) FROM jobs
+                         WHERE state IN ('queued', 'running') AND priority = :priority), 0) AS head,
+               COALESCE((SELECT MAX(turn) + 1 FROM jobs
+                         WHERE user_id = :user_id AND state IN ('queued', 'running') AND priority = :priority),
+                        0) AS mine
+    ) AS turns))
 ON CONFLICT (dedup_key) DO NOTHING
+RETURNING id
 """
 BY_DEDUP = "SELECT id FROM jobs WHERE dedup_key = ?"
 GET = "SELECT * FROM jobs WHERE id = ?"
 
-# One statement: the row moves to 'running' in the same write that picks it, inside BEGIN IMMEDIATE.
+# One statement: the row moves to 'running' in the same write that picks it; inside BEGIN IMMEDIATE on
+# SQLite, with {lock} = FOR UPDATE SKIP LOCKED on PostgreSQL (jobs/db.py).
 CLAIM = """
 UPDATE jobs SET state = 'running', worker = :worker, lease_until = :lease_until,
        attempts = attempts + 1, started_at = COALESCE(started_at, :now)
 WHERE id = (SELECT id FROM jobs WHERE state = 'queued' {kinds} {min_priority}
-            ORDER BY priority DESC, id LIMIT 1)
+            ORDER BY priority DESC, turn, id LIMIT 1 {lock})
 RETURNING *
 """
 
@@ -69,7 +89,8 @@ RETURNING id
 POSITION = """
 SELECT COUNT(*) FROM jobs AS other, jobs AS me
 WHERE me.id = :id AND other.state = 'queued' AND other.id != me.id
-  AND (other.priority > me.priority OR (other.priority = me.priority AND other.id < me.id))
+  AND (other.priority > me.priority OR (other.priority = me.priority
+       AND (other.turn < me.turn OR (other.turn = me.turn AND other.id < me.id))))
 """
 COUNT_UNFINISHED_USER = "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND state IN ('queued', 'running')"
 # A training aside: it runs for minutes and must not lock its user out of photos.

@@ -11,9 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from jobs import sql as jobs_sql
+from jobs.aio import AsyncDb, is_postgres
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class DueDelivery:
 
 
 class BotStore:
-    def __init__(self, db: aiosqlite.Connection):
+    def __init__(self, db: AsyncDb):
         self.db = db
 
     async def _one(self, statement: str, params: Any = ()) -> Any:
@@ -64,7 +63,7 @@ class BotStore:
             INSERT INTO users (id, chat_id, lang, created_at) VALUES (?, ?, ?, ?)
             ON CONFLICT (id) DO UPDATE SET
                 chat_id = COALESCE(excluded.chat_id, users.chat_id),
-                lang = CASE WHEN users.lang_fixed THEN users.lang ELSE excluded.lang END
+                lang = CASE WHEN users.lang_fixed != 0 THEN users.lang ELSE excluded.lang END
             """,
             (user_id, chat_id, lang, time.time()),
         )
@@ -192,6 +191,10 @@ class BotStore:
         )
         for statement, params in statements:
             await self.db.execute(statement, params)
+        if not is_postgres(self.db):
+            # secure_delete zeroed the rows in the pages, but the WAL still holds their old copies: a
+            # checkpoint writes the pages back and TRUNCATE empties the WAL file (issue 12, item 4).
+            await self.db.execute(jobs_sql.CHECKPOINT)
 
     async def training_or_lora(self, user_id: int) -> bool:
         """Is a training of the user still unfinished, or do they (again) have a personal model?"""

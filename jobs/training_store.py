@@ -7,14 +7,13 @@ or the last photo; the train job's delivery ends it. One statement per write (se
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiosqlite
-
 from contract.kinds import DEFAULT_CLASS, DEFAULT_TOKEN
+from jobs.aio import AsyncDb
+from jobs.files import LocalFiles
 
 
 @dataclass(frozen=True)
@@ -32,8 +31,9 @@ class Session:
 class TrainingStore:
     """training_sessions, selfies and users.lora (migrations/0003_training.sql). One statement per write."""
 
-    def __init__(self, db: aiosqlite.Connection, data_dir: Path):
+    def __init__(self, db: AsyncDb, data_dir: Path, files: LocalFiles | None = None):
         self.db, self.data_dir = db, data_dir
+        self.files = files or LocalFiles(data_dir)  # jobs/files.py: where selfies and LoRAs live
 
     async def _one(self, statement: str, params: tuple = ()):
         return await (await self.db.execute(statement, params)).fetchone()
@@ -113,7 +113,7 @@ class TrainingStore:
     async def delete_selfies(self, user_id: int) -> None:
         """Rows first, then the folder: a crash in between leaves files no row points to (swept by /forget)."""
         await self.db.execute("DELETE FROM selfies WHERE user_id = ?", (user_id,))
-        await asyncio.to_thread(shutil.rmtree, self.selfie_dir(user_id), True)
+        await asyncio.to_thread(self.files.delete, [f"selfies/{user_id}"])
 
     def selfie_dir(self, user_id: int) -> Path:
         return self.data_dir / "selfies" / str(user_id)
@@ -122,7 +122,7 @@ class TrainingStore:
     async def lora(self, user_id: int) -> tuple[str, str, str] | None:
         """(path, class, token) of the user's LoRA, when they have one and its file is there."""
         row = await self._one("SELECT lora, lora_class, lora_token FROM users WHERE id = ?", (user_id,))
-        if not row or not row[0] or not (self.data_dir / row[0]).is_file():
+        if not row or not row[0] or not await asyncio.to_thread(self.files.exists, row[0]):
             return None
         return row[0], row[1] or DEFAULT_CLASS, row[2] or DEFAULT_TOKEN
 

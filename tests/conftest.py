@@ -35,3 +35,20 @@ def tiny_models(tiny_settings):
     from inference.models import load_models
 
     return load_models(tiny_settings, roles=("base", "caption"))
+
+
+@pytest.fixture
+def postgres_url():
+    """A PostgreSQL URL with a schema of this test's own (skipped without TEST_DATABASE_URL)."""
+    from tests.postgres import fresh_schema
+
+    with fresh_schema() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path):
+    """Where the queue lives, once per backend: a SQLite file, then a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return tmp_path / "db.sqlite3"
+    return request.getfixturevalue("postgres_url")

@@ -62,11 +62,11 @@ def config_from_payload(payload: dict[str, Any]) -> TrainConfig:
     return cfg
 
 
-def _load_photos(data_dir: Path, paths: tuple[str, ...]) -> list[Image.Image]:
+def _load_photos(ctx: JobContext, paths: tuple[str, ...]) -> list[Image.Image]:
     images = []
     for relative in paths[:MAX_SELFIES]:
         try:
-            images.append(load_photo(data_dir / relative))
+            images.append(load_photo(ctx.fetch(relative)))
         except (JobError, OSError) as exc:  # one unreadable photo is not fatal: the count decides
             log.info("train photo %s skipped: %s", relative, exc)
     return images
@@ -74,7 +74,7 @@ def _load_photos(data_dir: Path, paths: tuple[str, ...]) -> list[Image.Image]:
 
 def run_train_job(ctx: JobContext, job: Job) -> dict[str, Any]:
     cfg = config_from_payload(job.payload)
-    photos, _ = usable_photos(_load_photos(Path(ctx.data_dir), TrainRequest.from_payload(job.payload).photos))
+    photos, _ = usable_photos(_load_photos(ctx, TrainRequest.from_payload(job.payload).photos))
     require_enough(photos, [])
     owner = str(job.user_id if job.user_id is not None else f"job{job.id}")
     out = Path(ctx.data_dir) / "loras" / owner / "lora.safetensors"
@@ -99,7 +99,7 @@ def run_train_job(ctx: JobContext, job: Job) -> dict[str, Any]:
     except TrainingCancelled:
         raise JobStopped() from None
     return TrainResult(
-        lora=out.relative_to(ctx.data_dir).as_posix(),
+        lora=ctx.publish(out),
         steps=result.steps,
         seconds=round(result.seconds, 3),
         token=cfg.token,

@@ -221,6 +221,7 @@ def test_help_lists_the_settings(tmp_path):
 async def test_start_up_sweep_deletes_only_folders_of_users_and_jobs_that_are_gone(tmp_path):
     from bot.forget import sweep_orphans
     from jobs.aio import AsyncJobQueue, open_db
+    from jobs.files import LocalFiles
     from jobs.store import BotStore
 
     db = await open_db(tmp_path / "artbooth.sqlite3")
@@ -234,7 +235,8 @@ async def test_start_up_sweep_deletes_only_folders_of_users_and_jobs_that_are_go
         for folder in kept + gone:
             folder.mkdir(parents=True)
             (folder / "file.jpg").write_bytes(b"x")
-        assert sorted(await sweep_orphans(BotStore(db), tmp_path)) == sorted(gone)
+        names = sorted(p.relative_to(tmp_path).as_posix() for p in gone)
+        assert sorted(await sweep_orphans(BotStore(db), LocalFiles(tmp_path))) == names
         assert all(f.exists() for f in kept) and not any(f.exists() for f in gone)
     finally:
         await db.close()

@@ -18,6 +18,7 @@ from inference.train.adapters import TRAIN_ADAPTER
 from inference.train.loop import train_lora
 from inference.train.lora_io import read_lora_info, save_lora
 from jobs.errors import BAD_LORA, BAD_REQUEST, JobError
+from jobs.files import LocalFiles
 
 FAST = dict(cls="man", rank=4, steps=2, lr=1e-2, warmup_steps=0, num_class_images=2, class_image_steps=2)
 
@@ -120,7 +121,9 @@ def test_retrained_file_is_loaded_afresh(tiny_models, loras):
 
 def test_job_refuses_another_users_lora(tiny_models, loras):
     data_dir = loras["1"].parents[2]
-    ctx = SimpleNamespace(models=tiny_models, data_dir=data_dir, report=lambda *a, **k: True)
+    ctx = SimpleNamespace(
+        models=tiny_models, data_dir=data_dir, report=lambda *a, **k: True, fetch=LocalFiles(data_dir).fetch
+    )
     job = SimpleNamespace(id=7, user_id=2, payload={"lora": "loras/1/lora.safetensors", "scene": "moon"})
     with pytest.raises(JobError) as error:
         run_portrait_job(ctx, job)
@@ -130,7 +133,13 @@ def test_job_refuses_another_users_lora(tiny_models, loras):
 @pytest.mark.parametrize("bad", [{"n": "many"}, {"seed": "x"}])
 def test_job_with_malformed_numbers_is_bad_request(tiny_models, loras, bad):
     data_dir = loras["1"].parents[2]
-    ctx = SimpleNamespace(models=tiny_models, data_dir=data_dir, report=lambda *a, **k: True, max_batch=None)
+    ctx = SimpleNamespace(
+        models=tiny_models,
+        data_dir=data_dir,
+        report=lambda *a, **k: True,
+        max_batch=None,
+        fetch=LocalFiles(data_dir).fetch,
+    )
     payload = {"lora": "loras/1/lora.safetensors", "scene": "moon", **bad}
     with pytest.raises(JobError) as error:
         run_portrait_job(ctx, SimpleNamespace(id=7, user_id=1, payload=payload))

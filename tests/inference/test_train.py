@@ -99,12 +99,12 @@ def test_class_images_are_generated_once_then_reused(trained, tiny_models):
     assert {p: p.stat().st_mtime_ns for p in folder.glob("*.png")} == mtimes
 
 
-def test_interactive_job_runs_between_steps_on_the_plain_base(trained, tiny_models, tmp_path):
+def test_interactive_job_runs_between_steps_on_the_plain_base(trained, tiny_models, tmp_path, db):
     from jobs import JobQueue
     from jobs.models import JobState
 
     _, before, _, root = trained
-    queue = JobQueue(tmp_path / "q.sqlite3")
+    queue = JobQueue(db)  # on SQLite, then on PostgreSQL: the trainer's yield works the same on both
     events: list[str] = []
     seen: list[np.ndarray] = []
 
