@@ -14,6 +14,7 @@ from jobs import sql
 from jobs.models import Job
 from jobs.queue import connect
 from jobs.schema import migrate
+from jobs.wait import QueueLoad, expected_wait_s, load_statement
 
 
 async def open_db(db_path: str | Path) -> aiosqlite.Connection:
@@ -106,3 +107,9 @@ class AsyncJobQueue:
     async def user_jobs(self, user_id: int) -> list[Job]:
         rows = await (await self.db.execute(sql.USER_JOBS, (user_id,))).fetchall()
         return [Job.from_row(r) for r in rows]
+
+    async def expected_wait_s(self) -> float:
+        """How long a new interactive job would wait (jobs/wait.py): fast mode's burst rule reads it."""
+        statement, params = load_statement()
+        row = await (await self.db.execute(statement, params)).fetchone()
+        return expected_wait_s(QueueLoad.from_row(row))

@@ -13,6 +13,7 @@ from typing import Any
 from jobs import sql
 from jobs.models import Job
 from jobs.schema import migrate
+from jobs.wait import QueueLoad, expected_wait_s, load_statement
 
 DEFAULT_LEASE_S = 60.0
 
@@ -162,3 +163,8 @@ class JobQueue:
 
     def position(self, job_id: int) -> int:
         return self.conn.execute(sql.POSITION, dict(id=job_id)).fetchone()[0]
+
+    def expected_wait_s(self) -> float:
+        """How long a new interactive job would wait (jobs/wait.py)."""
+        statement, params = load_statement()
+        return expected_wait_s(QueueLoad.from_row(self.conn.execute(statement, params).fetchone()))

@@ -90,3 +90,23 @@ def kinds_clause(kinds: tuple[str, ...] | None) -> tuple[str, dict]:
         return "", {}
     names = {f"k{i}": k for i, k in enumerate(kinds)}
     return "AND kind IN (" + ", ".join(f":{n}" for n in names) + ")", names
+
+
+# What the queue holds for a new interactive job to wait behind (jobs/wait.py turns it into seconds):
+# unfinished interactive jobs by schedule, the mean run time of the last 20 finished ones of each schedule
+# (newest ids first: the primary key, so no scan of the whole history), and the workers running them.
+# Parameters: the interactive kinds as :k0, :k1, ... (kinds_clause).
+QUEUE_LOAD = """
+SELECT
+  (SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running') {kinds}
+     AND COALESCE(json_extract(payload, '$.fast'), 0) = 0) AS normal_jobs,
+  (SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running') {kinds}
+     AND COALESCE(json_extract(payload, '$.fast'), 0) != 0) AS fast_jobs,
+  (SELECT AVG(finished_at - started_at) FROM (SELECT finished_at, started_at FROM jobs
+     WHERE state = 'done' {kinds} AND COALESCE(json_extract(payload, '$.fast'), 0) = 0
+     ORDER BY id DESC LIMIT 20)) AS normal_s,
+  (SELECT AVG(finished_at - started_at) FROM (SELECT finished_at, started_at FROM jobs
+     WHERE state = 'done' {kinds} AND COALESCE(json_extract(payload, '$.fast'), 0) != 0
+     ORDER BY id DESC LIMIT 20)) AS fast_s,
+  (SELECT COUNT(DISTINCT worker) FROM jobs WHERE state = 'running') AS workers
+"""
