@@ -184,11 +184,13 @@ class DeliveryLoop:
             portrait = PortraitResult.from_dict(job.result)
             request = PortraitRequest.from_payload(job.payload)
             relative = portrait.images
-            caption = self.texts.portrait_caption(lang, request.title or request.scene)
+            caption = self.texts.portrait_caption(lang, request.title or request.scene, fast=portrait.fast)
         else:
             album = StylizeResult.from_dict(job.result)
             relative = [image.path for image in album.images]
-            caption = self.texts.album_caption(lang, album.caption, [image.style for image in album.images])
+            caption = self.texts.album_caption(
+                lang, album.caption, [image.style for image in album.images], fast=album.fast
+            )
         paths = [self.settings.data_dir / path for path in relative]
         for path in paths:
             if not path.is_file():
