@@ -192,3 +192,26 @@ def test_a_burst_with_the_threshold_on_delivers_the_last_album_3x_sooner(worker,
     with_threshold = sum(calls[f] for f in fast_flags[: last + 1])
     without = (last + 1) * calls[False]  # off: every album normal, in the same order
     assert without / with_threshold >= 3, (without, with_threshold)
+
+
+def test_bench_fast_writes_the_fast_keys(tiny_settings, tmp_path, monkeypatch):
+    import argparse
+    import json
+
+    from inference.bench import add_bench_parser
+
+    monkeypatch.setenv("DATA_DIR", str(tiny_settings.data_dir))
+    monkeypatch.setenv("MODELS", "tiny")
+    monkeypatch.setenv("DEVICE", "cpu")
+    parser = argparse.ArgumentParser()
+    add_bench_parser(parser.add_subparsers())
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--out", str(out), "--iters", "1", "--warmup", "0", "--steps", "4", "--variants", "1"]
+    args = parser.parse_args([*argv, "--fast", "--drain", "2"])
+    assert args.func(args) == 0
+    report = json.loads(out.read_text())
+    assert report["fast_schedule"]["lora"] == "artbooth/tiny-fast"
+    assert report["fast_schedule"]["denoising_steps"] == 3  # 6-step grid at strength 0.6
+    for key in ("fast_job_4_s", "fast_stylize_4_s", "fast_portrait_4_s", "fast_queue_albums_per_hour"):
+        assert report[key] > 0
+    assert report["fast_queue_albums"] == 2
