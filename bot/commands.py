@@ -8,6 +8,7 @@ from aiogram.types import BotCommand, BotCommandScopeDefault
 from bot.texts import Texts
 
 COMMANDS = ("start", "help", "style", "status", "cancel", "lang", "train", "done", "me", "portrait", "forget")
+COMMANDS += ("settings",)  # fast mode (bot/handlers/settings.py)
 
 
 def bot_commands(texts: Texts, lang: str) -> list[BotCommand]:

@@ -190,11 +190,13 @@ class DeliveryLoop:
             portrait = PortraitResult.from_dict(job.result)
             request = PortraitRequest.from_payload(job.payload)
             relative = portrait.images
-            caption = self.texts.portrait_caption(lang, request.title or request.scene)
+            caption = self.texts.portrait_caption(lang, request.title or request.scene, fast=portrait.fast)
         else:
             album = StylizeResult.from_dict(job.result)
             relative = [image.path for image in album.images]
-            caption = self.texts.album_caption(lang, album.caption, [image.style for image in album.images])
+            caption = self.texts.album_caption(
+                lang, album.caption, [image.style for image in album.images], fast=album.fast
+            )
         # FILE_STORE=database: the pictures come down from the database (a worker elsewhere wrote them).
         paths = [await asyncio.to_thread(self.files.fetch, path) for path in relative]
         as_documents = any(path.stat().st_size > MAX_PHOTO_BYTES for path in paths)

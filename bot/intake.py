@@ -17,6 +17,7 @@ from aiogram.enums import ChatAction
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import Message
 
+from bot.fast_mode import Schedule, choose_schedule
 from bot.limits import NoticeLimiter, check_admission
 from bot.settings import BotSettings
 from bot.texts import Texts
@@ -145,8 +146,13 @@ class Intake:
             return
 
         styles, variants = job_styles(style)
+        schedule = await choose_schedule(self.queue, settings, user)
         request = StylizeRequest(
-            relative.as_posix(), styles=styles, variants=variants, steps=settings.stylize_steps or None
+            relative.as_posix(),
+            styles=styles,
+            variants=variants,
+            steps=settings.stylize_steps or None,
+            fast=schedule.request_fast,
         )
         job_id, created = await self.queue.enqueue(
             JobKind.STYLIZE,
@@ -160,9 +166,11 @@ class Intake:
         if not created:
             return
         log.info("update %s: job %s queued for user %s (%s)", update_id, job_id, user.id, style or "artists")
-        await self._say_queued(message, job_id, lang, style)
+        await self._say_queued(message, job_id, lang, style, schedule)
 
-    async def _say_queued(self, message: Message, job_id: int, lang: str, style: str | None) -> None:
+    async def _say_queued(
+        self, message: Message, job_id: int, lang: str, style: str | None, schedule: Schedule
+    ) -> None:
         texts = self.texts
         what = (
             texts(lang, "what_one", name=texts.style_name(lang, style))
@@ -172,9 +180,12 @@ class Intake:
         # Jobs being painted come first, then the queued ones ahead in claim order.
         ahead = await self.queue.position(job_id) + await self.queue.count_running()
         if ahead:
-            await message.answer(texts(lang, "queued_position", position=ahead, what=what))
+            reply = texts(lang, "queued_position", position=ahead, what=what)
         else:
-            await message.answer(texts(lang, "queued_now", what=what))
+            reply = texts(lang, "queued_now", what=what)
+        if schedule.busy:  # fast mode under a burst: say why this album will look quicker
+            reply += "\n\n" + texts(lang, "fast_busy")
+        await message.answer(reply)
         await self.bot.send_chat_action(message.chat.id, ChatAction.UPLOAD_PHOTO)
 
 

@@ -43,6 +43,20 @@ def lang_keyboard() -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
+# -- /settings: quality or fast (fast mode) ------------------------------------------------------------
+class ModeChoice(CallbackData, prefix="mode"):
+    fast: bool
+
+
+def mode_keyboard(texts: Texts, lang: str, fast: bool) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for value, key in ((False, "mode_quality_button"), (True, "mode_fast_button")):
+        builder.button(
+            text=("✓ " if value == fast else "") + texts(lang, key), callback_data=ModeChoice(fast=value)
+        )
+    return builder.as_markup()
+
+
 # -- /train, /portrait, /forget ----------------------------------------------------------------
 class TrainClass(CallbackData, prefix="cls"):
     cls: str  # contract.kinds.SUBJECT_CLASSES

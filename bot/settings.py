@@ -38,6 +38,9 @@ class BotSettings(BaseSettings):
     max_queue: int = Field(200, ge=1)  # queued jobs of all users
     max_download_mb: int = Field(20, ge=1, le=2000)  # the cloud Bot API serves files up to 20 MB
     notice_interval_s: float = Field(10.0, ge=0)  # at most one "too many" notice per user this often
+    # Fast mode under a burst: a new album whose expected wait passes this goes out on the few-step
+    # schedule (jobs/wait.py); 0 turns the rule off.
+    fast_mode_wait_s: float = Field(20.0, ge=0)
 
     # /train
     keep_selfies: bool = False  # False: a user's selfies are deleted once their training succeeds

@@ -179,10 +179,54 @@ _ERRORS_RU = {
     errors.INTERNAL: "у меня что-то сломалось. Попробуйте позже.",
 }
 
+# -- fast mode (issue 10): /settings, and the quick versions under a burst --------------------------
+_EN.update(
+    {
+        "settings_menu": (
+            "<b>Quality or speed?</b> Now: {current}.\n\n"
+            "Quality: the full painting, about a minute in a busy queue.\n"
+            "Fast: a quick version in a few steps — rougher, ready much sooner."
+        ),
+        "mode_quality": "quality",
+        "mode_fast": "fast",
+        "mode_quality_button": "🎨 Quality",
+        "mode_fast_button": "⚡ Fast",
+        "mode_set_quality": "Done: your pictures are painted in full quality. /settings changes it.",
+        "mode_set_fast": "Done: your pictures come as quick versions. /settings switches back to quality.",
+        "settings_unknown": "Use <code>/settings fast</code> or <code>/settings quality</code>, or just /settings for the buttons.",
+        "fast_busy": "⚡ I'm busy right now, so you'll get a quick version; full quality is back once the queue is short.",
+        "fast_mark": "⚡ quick version",
+        "cmd_settings": "quality or speed",
+        "help_fast": "<b>Quality or speed</b>: /settings chooses quick versions in a few steps instead of the full painting. When I'm very busy, everyone gets quick versions for a while.",
+    }
+)
+_RU.update(
+    {
+        "settings_menu": (
+            "<b>Качество или скорость?</b> Сейчас: {current}.\n\n"
+            "Качество: полная картина, в загруженной очереди — около минуты.\n"
+            "Быстро: короткая версия в несколько шагов — грубее, но готова гораздо раньше."
+        ),
+        "mode_quality": "качество",
+        "mode_fast": "быстро",
+        "mode_quality_button": "🎨 Качество",
+        "mode_fast_button": "⚡ Быстро",
+        "mode_set_quality": "Готово: картины будут в полном качестве. /settings — изменить.",
+        "mode_set_fast": "Готово: картины будут быстрыми версиями. /settings — вернуть качество.",
+        "settings_unknown": "Напишите <code>/settings fast</code> или <code>/settings quality</code>, или просто /settings для кнопок.",
+        "fast_busy": "⚡ Сейчас много работы, поэтому будет быстрая версия; полное качество вернётся, когда очередь станет короче.",
+        "fast_mark": "⚡ быстрая версия",
+        "cmd_settings": "качество или скорость",
+        "help_fast": "<b>Качество или скорость</b>: /settings выбирает быстрые версии в несколько шагов вместо полной картины. Когда работы очень много, быстрые версии на время получают все.",
+    }
+)
+
 _EN.update(TRAIN_EN)
 _RU.update(TRAIN_RU)
 _EN["help"] += "\n\n" + TRAIN_EN["help_train"]
 _RU["help"] += "\n\n" + TRAIN_RU["help_train"]
+_EN["help"] += "\n\n" + _EN["help_fast"]
+_RU["help"] += "\n\n" + _RU["help_fast"]
 STRINGS = {"en": _EN, "ru": _RU}
 ERRORS = {"en": _ERRORS_EN, "ru": _ERRORS_RU}
 
@@ -211,7 +255,7 @@ class Texts:
         table = ERRORS.get(lang, _ERRORS_EN)
         return self(lang, "failed", reason=table.get(code or "", table[errors.INTERNAL]))
 
-    def album_caption(self, lang: str, caption: str, styles: list[str]) -> str:
+    def album_caption(self, lang: str, caption: str, styles: list[str], fast: bool = False) -> str:
         """The BLIP caption and each picture's style, in the album's order ('1–4. Van Gogh' when repeated)."""
         lines, start = [], 0
         for i in range(1, len(styles) + 1):
@@ -222,7 +266,8 @@ class Texts:
                 start = i
         # Telegram allows 1024 characters in a caption; BLIP's are short, but cut before escaping anyway.
         short = caption.strip()[:400] or "…"
-        return self(lang, "album_caption", caption=escape(short), styles="\n".join(lines))
+        text = self(lang, "album_caption", caption=escape(short), styles="\n".join(lines))
+        return text + "\n\n" + self(lang, "fast_mark") if fast else text
 
     # -- /train, /me, /portrait ------------------------------------------------------------------
     def error_reason(self, lang: str, code: str | None) -> str:
@@ -240,5 +285,6 @@ class Texts:
         scene = SCENES_BY_ID[scene_id]
         return scene.ru if lang == "ru" else scene.en
 
-    def portrait_caption(self, lang: str, scene: str) -> str:
-        return self(lang, "portrait_caption", scene=escape(" ".join(scene.split())[:300] or "…"))
+    def portrait_caption(self, lang: str, scene: str, fast: bool = False) -> str:
+        text = self(lang, "portrait_caption", scene=escape(" ".join(scene.split())[:300] or "…"))
+        return text + "\n\n" + self(lang, "fast_mark") if fast else text

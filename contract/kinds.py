@@ -62,6 +62,7 @@ class StylizeRequest:
     seed: int | None = None  # None: derived from the photo's bytes (the same photo, the same pictures)
     steps: int | None = None  # None: STYLIZE_STEPS
     mode: str = "img2img"  # img2img | text2img
+    fast: bool | None = None  # the few-step schedule (fast mode); None: the normal one
 
     def to_payload(self) -> dict[str, Any]:
         return without_none(asdict(self))
@@ -79,6 +80,7 @@ class StylizeRequest:
             seed=payload_value(payload, "seed", int),
             steps=payload_value(payload, "steps", int),
             mode=payload_value(payload, "mode", as_text, "img2img"),
+            fast=payload_value(payload, "fast", as_bool),
         )
 
 
@@ -94,6 +96,7 @@ class StylizeResult:
     images: list[StyledImage]
     seconds: float
     seed: int
+    fast: bool = False  # the few-step schedule painted it (the bot says so)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,7 +107,13 @@ class StylizeResult:
         images = [
             StyledImage(str(i.get("path", "")), str(i.get("style", ""))) for i in result.get("images", [])
         ]
-        return cls(str(result.get("caption", "")), images, result.get("seconds", 0.0), result.get("seed", 0))
+        return cls(
+            str(result.get("caption", "")),
+            images,
+            result.get("seconds", 0.0),
+            result.get("seed", 0),
+            result.get("fast") is True,
+        )
 
 
 @dataclass(frozen=True)
@@ -186,6 +195,7 @@ class PortraitRequest:
     token: str | None = None
     n: int = PORTRAITS_PER_JOB
     seed: int | None = None  # None: the job id
+    fast: bool | None = None  # the few-step schedule stacked on the user's LoRA; None: the normal one
 
     def to_payload(self) -> dict[str, Any]:
         payload = without_none(asdict(self))
@@ -203,6 +213,7 @@ class PortraitRequest:
             token=payload_value(payload, "token", as_text),
             n=payload_value(payload, "n", int, PORTRAITS_PER_JOB),
             seed=payload_value(payload, "seed", int),
+            fast=payload_value(payload, "fast", as_bool),
         )
 
 
@@ -212,6 +223,7 @@ class PortraitResult:
     images: list[str] = field(default_factory=list)  # paths
     seconds: float = 0.0
     seed: int = 0
+    fast: bool = False  # the few-step schedule painted it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -219,10 +231,17 @@ class PortraitResult:
             "images": [{"path": p} for p in self.images],
             "seconds": self.seconds,
             "seed": self.seed,
+            "fast": self.fast,
         }
 
     @classmethod
     def from_dict(cls, result: dict[str, Any] | None) -> PortraitResult:
         result = result or {}
         paths = [str(i.get("path", "")) for i in result.get("images", [])]
-        return cls(str(result.get("prompt", "")), paths, result.get("seconds", 0.0), result.get("seed", 0))
+        return cls(
+            str(result.get("prompt", "")),
+            paths,
+            result.get("seconds", 0.0),
+            result.get("seed", 0),
+            result.get("fast") is True,
+        )

@@ -55,6 +55,9 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         help="variants per style for the throughput runs",
     )
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: DEVICE or auto)")
+    # fast mode (inference/fast_bench.py): the few-step album, portraits on a user's LoRA, a queue drain
+    parser.add_argument("--fast", action="store_true", help="also time fast mode (issue 10's targets)")
+    parser.add_argument("--drain", type=int, default=200, help="fast albums in the queue drain (default 200)")
     parser.set_defaults(func=run_bench)
     return parser
 
@@ -204,6 +207,10 @@ def run_bench(args: argparse.Namespace) -> int:
         "peak_allocated_gib_throughput": _peaks(torch, device)[0],  # ... incl. the largest batch above
         "peak_reserved_gib_throughput": _peaks(torch, device)[1],
     }
+    if args.fast:
+        from inference.fast_bench import fast_report
+
+        report.update(fast_report(models, photo, timer, _repeat, args))
     text = json.dumps(report, indent=2)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

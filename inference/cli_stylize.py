@@ -42,6 +42,9 @@ def add_stylize_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     parser.add_argument(
         "--max-batch", type=int, default=None, help="at most this many pictures per UNet batch"
     )
+    parser.add_argument(
+        "--fast", action="store_true", help="the preset's few-step schedule (fast mode; ignores --steps)"
+    )
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: DEVICE or auto)")
     parser.add_argument(
         "--out", type=Path, default=Path("stylized"), help="output folder (default ./stylized)"
@@ -75,6 +78,7 @@ def run_stylize(args: argparse.Namespace) -> int:
         mode=args.mode,
         caption=args.caption,
         max_batch=args.max_batch,
+        fast=args.fast,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"caption: {result.caption}")

@@ -53,6 +53,7 @@ def add_portrait_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-n", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int)
+    p.add_argument("--fast", action="store_true", help="fast mode's few-step schedule on top of the LoRA")
     p.add_argument("--out", type=Path, default=Path("portraits"))
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: DEVICE or auto)")
     p.set_defaults(func=run_portrait)
@@ -150,7 +151,15 @@ def run_portrait(args: argparse.Namespace) -> int:
 
     models = load_models(_settings(args), roles=("base",))
     try:
-        result = portrait(models, args.lora, args.prompt, n=args.n, seed=args.seed, steps=args.steps or STEPS)
+        result = portrait(
+            models,
+            args.lora,
+            args.prompt,
+            n=args.n,
+            seed=args.seed,
+            steps=args.steps or STEPS,
+            fast=args.fast,
+        )
     except JobError as exc:
         print(f"{exc.code}: {exc.message}", file=sys.stderr)
         return 1

@@ -63,6 +63,10 @@ def resolve(settings: InferenceSettings, role: str) -> str:
     preset = get_preset(settings.models)
     if not preset.built:
         return preset.ids[role]
+    if role == "fast":  # a random LoRA of the real one's shape (inference/fast.py)
+        from inference.fast import ensure_lora_twin
+
+        return str(ensure_lora_twin(preset, models_dir(settings)))
     from inference.tiny import ensure_built
 
     # sd15-random is ~1.5 B random parameters: initialising them on the GPU is much faster.

@@ -2,7 +2,8 @@
 
 Recently used adapters stay loaded (an LRU keyed by the file's path, size and mtime, so a retrained
 LoRA is loaded afresh). For one call exactly this user's adapter is enabled; afterwards every LoRA is
-disabled again, so stylize jobs and other users see the plain base model.
+disabled again, so stylize jobs and other users see the plain base model. `fast=True` stacks fast mode's
+distillation LoRA on the user's for that call (inference/fast.py) and samples with its few-step scheduler.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class PortraitResult:
     images: list[Image.Image]
     seconds: float
     seed: int
+    fast: bool = False  # painted on the few-step schedule
 
 
 class AdapterCache:
@@ -97,11 +99,14 @@ class AdapterCache:
         self._disable_all()
 
     @contextlib.contextmanager
-    def only(self, name: str, scale: float):
-        """Exactly this adapter enabled (at `scale`) in every component that has it, for one call."""
+    def only(self, name: str, scale: float, stacked: str | None = None):
+        """Exactly this adapter enabled (at `scale`) in every component that has it, for one call;
+        `stacked`: another adapter of the UNet (fast mode's) enabled beside it, at full scale."""
         try:
             for component in self._components():
-                if adapters.has_adapter(component, name):
+                if stacked and adapters.has_adapter(component, stacked):
+                    adapters.activate_stack(component, {name: scale, stacked: 1.0})
+                elif adapters.has_adapter(component, name):
                     adapters.activate(component, name, scale)
                 else:
                     adapters.set_lora_enabled(component, False)
@@ -146,8 +151,12 @@ def portrait(
     negative: str = NEGATIVE,
     owner: str = "cli",
     max_batch: int | None = None,
+    fast: bool = False,
 ) -> PortraitResult:
     """`n` portraits of the LoRA's subject in `scene`; seeds seed, seed+1, … (one generator per image).
+
+    `fast`: the preset's few-step schedule stacked on the user's LoRA; its steps and guidance replace
+    `steps` and `guidance` (unguided, so `negative` is not used).
 
     `max_batch` splits the images into smaller UNet batches (the worker's retry after running out of GPU
     memory); each image keeps its own generator, so the split does not change which pictures come out.
@@ -164,7 +173,15 @@ def portrait(
     generators = [torch.Generator(device=models.device).manual_seed(seed + i) for i in range(n)]
     chunk = max(1, min(n, max_batch or n))
     images = []
-    with cache.only(name, lora_scale), torch.inference_mode():
+    stacked, sampling, extra = None, contextlib.nullcontext(), {}
+    if fast:
+        from inference import fast as fast_mode
+
+        schedule = models.preset.fast
+        steps, guidance, extra = schedule.steps, schedule.guidance, {"eta": schedule.eta}
+        stacked = fast_mode.stacked_adapter(models)
+        sampling = fast_mode.scheduler_swapped(pipe, schedule)
+    with cache.only(name, lora_scale, stacked), sampling, torch.inference_mode():
         for start in range(0, n, chunk):
             part = generators[start : start + chunk]
             images += pipe(
@@ -175,8 +192,9 @@ def portrait(
                 num_inference_steps=steps,
                 guidance_scale=guidance,
                 generator=part,
+                **extra,
             ).images
-    return PortraitResult(prompt, images, time.perf_counter() - started, seed)
+    return PortraitResult(prompt, images, time.perf_counter() - started, seed, fast)
 
 
 def user_lora_path(data_dir: Path, user_id: int | str) -> Path:
@@ -218,6 +236,9 @@ def run_portrait_job(ctx: JobContext, job: Job) -> dict[str, Any]:
         seed=seed,
         owner=str(job.user_id if job.user_id is not None else "anon"),
         max_batch=ctx.max_batch,
+        fast=bool(request.fast),
     )
     images = [ctx.save_image(image, f"{i:02d}.jpg") for i, image in enumerate(result.images)]
-    return kinds.PortraitResult(result.prompt, images, round(result.seconds, 3), seed).to_dict()
+    return kinds.PortraitResult(
+        result.prompt, images, round(result.seconds, 3), seed, fast=result.fast
+    ).to_dict()

@@ -14,10 +14,13 @@ The photo is VAE-encoded once (the distribution's mode, so it needs no generator
 shared by the batch. Noise comes from one CPU `torch.Generator` per picture, seeded `seed + i`, so the
 same photo, styles and seed give the same pixels however the batch is split (`max_batch`, which the
 worker halves after a CUDA OOM). `mode="text2img"` runs the same loop from pure noise (strength 1).
+`fast=True` runs it on the preset's few-step schedule (inference/fast.py): its own UNet and scheduler, and
+without guidance the UNet sees each picture once instead of twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +41,7 @@ class StylizeResult:
     caption: str
     images: list[tuple[str, Image.Image]]  # (style id, picture), in request order
     seconds: float
+    fast: bool = False  # painted on the few-step schedule
 
 
 @dataclass
@@ -89,15 +93,17 @@ def build_samples(
 
 
 def encode_prompts(
-    pipe, caption: str, samples: list[_Sample], device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(positive, negative) text embeddings, one row per sample, encoded in one text-encoder batch."""
+    pipe, caption: str, samples: list[_Sample], device: torch.device, guided: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(positive, negative) text embeddings, one row per sample, encoded in one text-encoder batch.
+
+    Unguided (a distilled schedule), there is no negative: None."""
     positive, negative = pipe.encode_prompt(
         [s.style.render(caption) for s in samples],
         device,
         num_images_per_prompt=1,
-        do_classifier_free_guidance=True,
-        negative_prompt=[s.style.negative for s in samples],
+        do_classifier_free_guidance=guided,
+        negative_prompt=[s.style.negative for s in samples] if guided else None,
     )
     return positive, negative
 
@@ -218,15 +224,19 @@ class GraphedUNet:
         self.graphs[key] = (graph, *static, out)
 
 
-def unet_runner(models) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The UNet call used by the loop: graphed on CUDA (see GraphedUNet), plain elsewhere."""
-    unet = models.txt2img.unet
+def unet_runner(
+    models, unet=None, cache_key: str = "unet_graphs"
+) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The UNet call used by the loop: graphed on CUDA (see GraphedUNet), plain elsewhere.
+
+    `unet`/`cache_key`: another resident UNet (fast mode's) keeps graphs of its own under its own key."""
+    unet = models.txt2img.unet if unet is None else unet
     if models.device.type != "cuda" or not models.settings.cuda_graphs:
         return lambda x, t, embeds: unet(x, t, encoder_hidden_states=embeds, return_dict=False)[0]
     lazy = models._lazy
-    if lazy.get("unet_graphs") is None or lazy["unet_graphs"].unet is not unet:
-        lazy["unet_graphs"] = GraphedUNet(unet)
-    return lazy["unet_graphs"]
+    if lazy.get(cache_key) is None or lazy[cache_key].unet is not unet:
+        lazy[cache_key] = GraphedUNet(unet)
+    return lazy[cache_key]
 
 
 def denoise(
@@ -234,7 +244,7 @@ def denoise(
     groups: list[_Group],
     timesteps: torch.Tensor,
     positive: torch.Tensor,
-    negative: torch.Tensor,
+    negative: torch.Tensor | None,
     guidance: torch.Tensor,
     on_step: Callable[[int, int], object] | None = None,
 ) -> torch.Tensor:
@@ -245,13 +255,15 @@ def denoise(
         active = [g for g in groups if g.start <= k]
         if len(active) not in conditioning:  # the active set only grows: build its inputs once
             idx = torch.tensor([i for g in active for i in g.index], device=positive.device)
-            embeds = torch.cat([negative[idx], positive[idx]])
+            embeds = positive[idx] if negative is None else torch.cat([negative[idx], positive[idx]])
             conditioning[len(active)] = (embeds, guidance[idx].view(-1, 1, 1, 1))
         embeds, scale = conditioning[len(active)]
         x = torch.cat([g.scheduler.scale_model_input(g.latents, t) for g in active])
-        pred = unet(torch.cat([x, x]), t, embeds)
-        uncond, cond = pred.chunk(2)
-        pred = uncond + scale * (cond - uncond)
+        if negative is None:  # unguided (a distilled schedule): one UNet pass per picture
+            pred = unet(x, t, embeds)
+        else:
+            uncond, cond = unet(torch.cat([x, x]), t, embeds).chunk(2)
+            pred = uncond + scale * (cond - uncond)
         offset = 0
         for g in active:
             n = len(g.index)
@@ -288,7 +300,7 @@ def run_chunk(
     init_latents: torch.Tensor | None,
     latent_shape: tuple[int, ...],
     positive: torch.Tensor,
-    negative: torch.Tensor,
+    negative: torch.Tensor | None,
     steps: int,
     on_step: Callable[[int, int], object] | None = None,
 ) -> list[Image.Image]:
@@ -324,40 +336,62 @@ def stylize(
     strength: float | None = None,
     guidance: float | None = None,
     on_step: Callable[[int, int], object] | None = None,
+    fast: bool = False,
 ) -> StylizeResult:
     """Caption the photo and paint it in each style (`variants` pictures per style).
 
     `strength`/`guidance` override every style's own (the benchmark uses strength 0.6); `on_step(done,
-    total)` is called after each denoising step of each chunk and may raise to abort.
+    total)` is called after each denoising step of each chunk and may raise to abort. `fast`: the
+    preset's few-step schedule, whose own steps and guidance replace `steps` and the styles' guidance.
     """
     if mode not in MODES:
         raise JobError(BAD_REQUEST, f"unknown mode {mode!r}; use img2img or text2img")
     started = time.perf_counter()
     pipe = models.txt2img
     steps = steps or models.preset.steps
-    with torch.inference_mode():
+    schedule = models.preset.fast if fast else None
+    if schedule is not None:  # inference/fast.py: a second UNet with the LoRA fused, and its scheduler
+        from inference import fast as fast_mode
+
+        steps = schedule.album_steps
+        guidance = schedule.guidance if schedule.guidance > 1 else guidance  # a guided schedule's own
+    swapped = fast_mode.scheduler_swapped(pipe, schedule) if schedule else contextlib.nullcontext()
+    with torch.inference_mode(), swapped:
         photo = prepare_image(models, image)  # 1
         caption = caption.strip() if caption and caption.strip() else caption_image(models, photo)  # 2
         samples = build_samples(styles, variants, seed, strength, guidance)  # 3
         dtype = pipe.unet.dtype
         # 4: the VAE encode is queued first, so the GPU works while the CPU tokenizes the prompts
         init = encode_image(pipe, photo, models.device, dtype) if mode == "img2img" else None
-        positive, negative = encode_prompts(pipe, caption, samples, models.device)
+        guided = schedule is None or schedule.guidance > 1
+        positive, negative = encode_prompts(pipe, caption, samples, models.device, guided)
         latent_shape = (
             pipe.unet.config.in_channels,
             photo.height // pipe.vae_scale_factor,
             photo.width // pipe.vae_scale_factor,
         )
-        unet = unet_runner(models)
+        if schedule is None:
+            unet = unet_runner(models)
+        else:
+            unet = unet_runner(models, fast_mode.fast_unet(models), "fast_unet_graphs")
         chunk = max(1, max_batch or len(samples))
         pictures: list[Image.Image] = []
         for lo in range(0, len(samples), chunk):  # 5
             part = slice(lo, lo + chunk)
             pictures += run_chunk(
-                pipe, unet, samples[part], init, latent_shape, positive[part], negative[part], steps, on_step
+                pipe,
+                unet,
+                samples[part],
+                init,
+                latent_shape,
+                positive[part],
+                None if negative is None else negative[part],
+                steps,
+                on_step,
             )
     return StylizeResult(
         caption=caption,
         images=[(s.style.id, im) for s, im in zip(samples, pictures, strict=True)],
         seconds=time.perf_counter() - started,
+        fast=fast,
     )

@@ -30,9 +30,10 @@ def run_stylize_job(ctx: JobContext, job: Job) -> dict[str, Any]:
         steps=request.steps or STYLIZE_STEPS,
         mode=request.mode,
         max_batch=ctx.max_batch,
+        fast=bool(request.fast),
     )
     images = [
         StyledImage(ctx.save_image(image, f"{i:02d}_{style}.jpg"), style)
         for i, (style, image) in enumerate(result.images)
     ]
-    return StylizeResult(result.caption, images, round(result.seconds, 3), seed).to_dict()
+    return StylizeResult(result.caption, images, round(result.seconds, 3), seed, fast=result.fast).to_dict()

@@ -17,6 +17,7 @@ from jobs.db import AsyncPostgres, Target, connect, target_of
 from jobs.models import Job
 from jobs.queue import QUEUED
 from jobs.schema import migrate
+from jobs.wait import QueueLoad, expected_wait_s, load_statement
 
 AsyncDb = aiosqlite.Connection | AsyncPostgres
 
@@ -120,3 +121,9 @@ class AsyncJobQueue:
     async def user_jobs(self, user_id: int) -> list[Job]:
         rows = await (await self.db.execute(sql.USER_JOBS, (user_id,))).fetchall()
         return [Job.from_row(r) for r in rows]
+
+    async def expected_wait_s(self) -> float:
+        """How long a new interactive job would wait (jobs/wait.py): fast mode's burst rule reads it."""
+        statement, params = load_statement(getattr(self.db, "dialect", "sqlite"))
+        row = await (await self.db.execute(statement, params)).fetchone()
+        return expected_wait_s(QueueLoad.from_row(row))

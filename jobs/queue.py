@@ -16,6 +16,7 @@ from jobs import sql
 from jobs.db import Target, connect, target_of
 from jobs.models import Job
 from jobs.schema import migrate
+from jobs.wait import QueueLoad, expected_wait_s, load_statement
 
 DEFAULT_LEASE_S = 60.0
 QUEUED, OVER = "queued", "over"  # NOTIFY channels: a job to claim; a job the bot must deliver
@@ -155,3 +156,8 @@ class JobQueue:
 
     def position(self, job_id: int) -> int:
         return self.conn.execute(sql.POSITION, dict(id=job_id)).fetchone()[0]
+
+    def expected_wait_s(self) -> float:
+        """How long a new interactive job would wait (jobs/wait.py)."""
+        statement, params = load_statement(self.conn.dialect)
+        return expected_wait_s(QueueLoad.from_row(self.conn.execute(statement, params).fetchone()))

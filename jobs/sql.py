@@ -111,3 +111,29 @@ def kinds_clause(kinds: tuple[str, ...] | None) -> tuple[str, dict]:
         return "", {}
     names = {f"k{i}": k for i, k in enumerate(kinds)}
     return "AND kind IN (" + ", ".join(f":{n}" for n in names) + ")", names
+
+
+# What the queue holds for a new interactive job to wait behind (jobs/wait.py turns it into seconds):
+# unfinished interactive jobs by schedule, the mean run time of the last 20 finished ones of each schedule
+# (newest ids first: the primary key, so no scan of the whole history), and the workers running them.
+# Parameters: the interactive kinds as :k0, :k1, ... (kinds_clause); {fast}: the dialect's FAST_FLAG.
+QUEUE_LOAD = """
+SELECT
+  (SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running') {kinds}
+     AND NOT {fast}) AS normal_jobs,
+  (SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running') {kinds}
+     AND {fast}) AS fast_jobs,
+  (SELECT AVG(finished_at - started_at) FROM (SELECT finished_at, started_at FROM jobs
+     WHERE state = 'done' {kinds} AND NOT {fast}
+     ORDER BY id DESC LIMIT 20) AS recent_normal) AS normal_s,
+  (SELECT AVG(finished_at - started_at) FROM (SELECT finished_at, started_at FROM jobs
+     WHERE state = 'done' {kinds} AND {fast}
+     ORDER BY id DESC LIMIT 20) AS recent_fast) AS fast_s,
+  (SELECT COUNT(DISTINCT worker) FROM jobs WHERE state = 'running') AS workers
+"""
+
+# Is the job's payload marked fast? The payload is JSON text; each engine reads a field its own way.
+FAST_FLAG = {
+    "sqlite": "(COALESCE(json_extract(payload, '$.fast'), 0) != 0)",
+    "postgresql": "COALESCE((payload::jsonb ->> 'fast')::boolean, false)",
+}

@@ -23,6 +23,7 @@ class UserRow:
     lang_fixed: bool
     style: str | None
     created_at: float
+    fast: bool = False  # chose fast mode (the few-step schedule) with /settings
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class BotStore:
 
     async def set_style(self, user_id: int, style: str | None) -> None:
         await self.db.execute("UPDATE users SET style = ? WHERE id = ?", (style, user_id))
+
+    async def set_fast(self, user_id: int, fast: bool) -> None:
+        await self.db.execute("UPDATE users SET fast = ? WHERE id = ?", (int(fast), user_id))
 
     async def set_lang(self, user_id: int, lang: str) -> None:
         await self.db.execute("UPDATE users SET lang = ?, lang_fixed = 1 WHERE id = ?", (lang, user_id))
@@ -230,4 +234,5 @@ def _user(row: Any) -> UserRow:
         lang_fixed=bool(row["lang_fixed"]),
         style=row["style"],
         created_at=row["created_at"],
+        fast=bool(row["fast"]),
     )

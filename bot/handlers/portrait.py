@@ -13,6 +13,7 @@ from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message, Update
 
+from bot.fast_mode import choose_schedule
 from bot.intake import Intake
 from bot.keyboards import SceneChoice, scene_keyboard
 from bot.limits import check_admission
@@ -65,7 +66,8 @@ async def queue_portrait(
         allowed = intake.notices.allow(user_row.id)
         return texts(lang, refusal.value, limit=settings.max_jobs_per_user) if allowed else None
     path, cls, token = lora
-    request = PortraitRequest(scene, lora=path, title=title, cls=cls, token=token)
+    schedule = await choose_schedule(queue, settings, user_row)
+    request = PortraitRequest(scene, lora=path, title=title, cls=cls, token=token, fast=schedule.request_fast)
     job_id, created = await queue.enqueue(
         JobKind.PORTRAIT,
         request.to_payload(),
@@ -78,6 +80,8 @@ async def queue_portrait(
     if not created:
         return None
     reply = texts(lang, "me_queued", scene=escape(title))
+    if schedule.busy:
+        reply += "\n\n" + texts(lang, "fast_busy")
     if CYRILLIC.search(scene):  # preset scenes arrive here as English prompts; free text may not
         reply += "\n\n" + texts(lang, "me_english_hint")
     return reply

@@ -29,6 +29,11 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     style.add_argument("--styles", nargs="+", help="style ids (default: every style in contract/styles.py)")
     style.add_argument("--arch", nargs="+", choices=("img2img", "text2img"), default=["img2img", "text2img"])
+    style.add_argument(
+        "--fast",
+        action="store_true",
+        help="also each architecture on fast mode's few-step schedule, beside it",
+    )
 
     models = studies.add_parser("models", help="CLIP score for base models × schedulers")
     _common(models)
@@ -102,7 +107,7 @@ def _style_match(settings: InferenceSettings, out: Path, args: argparse.Namespac
         raise SystemExit(f"unknown style(s) {', '.join(unknown)}; known: {', '.join(STYLES)}")
     study = style_match.StyleMatchStudy(
         styles=styles,
-        architectures=list(args.arch),
+        architectures=list(args.arch) + ([f"{a}{style_match.FAST}" for a in args.arch] if args.fast else []),
         steps=steps,
         seed=args.seed,
         photos_dir=str(args.photos.resolve()) if args.photos else None,

@@ -28,6 +28,9 @@ from inference.eval.metrics import (
 from inference.settings import InferenceSettings
 
 ARCHITECTURES: dict[str, str] = {"img2img": "img2img + caption", "text2img": "caption → text2img"}
+# `--fast`: each architecture again on fast mode's few-step schedule, as a column of its own beside it.
+FAST = "-fast"
+ARCHITECTURES.update({f"{a}{FAST}": f"{label}, fast mode" for a, label in list(ARCHITECTURES.items())})
 
 # What the judge is asked about: the artist for the album's four, a plain description for the rest.
 DESCRIPTIONS: dict[str, str] = {
@@ -104,8 +107,9 @@ def run(
                             variants=1,
                             seed=study.seed,
                             steps=study.steps,
-                            mode=arch,
+                            mode=arch.removesuffix(FAST),
                             caption=caption,
+                            fast=arch.endswith(FAST),
                         )
                         image = result.images[0][1]
                         seconds = time.perf_counter() - start
@@ -182,6 +186,7 @@ def summarize(store: rep.ResultStore, study: StyleMatchStudy) -> dict:
                     "n": len(units),
                     "clip_style_score": rep.stats([u["clip_style_score"] for u in units]),
                     "clip_photo": rep.stats([u["clip_photo"] for u in units]),
+                    "seconds": rep.stats([u["seconds"] for u in units])["mean"],  # the fast trade's price
                 }
     return {"cells": cells}
 
@@ -209,11 +214,11 @@ def write_report(store: rep.ResultStore, study: StyleMatchStudy, summary: dict) 
                         f"{c['yes']}/{c['n']}",
                         c["clip_style_score"]["mean"],
                         c["clip_photo"]["mean"],
+                        c.get("seconds", float("nan")),
                     ]
                 )
-        table = rep.md_table(
-            ["style", "asked about", "VQA style match", "yes", "CLIP style score", "CLIP-I to photo"], rows
-        )
+        headers = ["style", "asked about", "VQA style match", "yes", "CLIP style score", "CLIP-I to photo"]
+        table = rep.md_table([*headers, "s / picture"], rows)
         sections.append(f"## {ARCHITECTURES[arch]}\n\n{table}")
     side = [
         [style] + [cells.get(f"{style}|{a}", {}).get("vqa_score", float("nan")) for a in study.architectures]

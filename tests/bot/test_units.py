@@ -158,6 +158,7 @@ async def test_command_menu_in_both_languages(telegram: FakeTelegram, tmp_path):
         == {
             *("start", "help", "style", "status", "cancel", "lang"),
             *("train", "done", "me", "portrait", "forget"),
+            "settings",
         }
     )
     assert ru["style"] == "выбрать стиль" and en["style"] == "choose a style"

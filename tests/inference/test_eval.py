@@ -358,3 +358,18 @@ def test_style_match_samples_sheet_shows_every_photo(tiny_settings, tmp_path):
         assert sheet.height > len(DEFAULT_PHOTOS) * thumb_px  # five rows of thumbnails, not four
     report = (tmp_path / "sm" / "report.md").read_text()
     assert report.split("\n")[2].startswith("> **Random weights: these numbers are meaningless.**")
+
+
+def test_style_match_fast_puts_the_fast_schedule_beside_the_normal_one(eval_env, tmp_path):
+    run_cli(*STYLE_ARGS, "--arch", "img2img", "--fast", "--report-dir", str(tmp_path))
+    data = results(tmp_path, "style-match")
+    images = {u["arch"]: u for u in data["units"].values() if u["kind"] == "image"}
+    assert set(images) == {"img2img", "img2img-fast"}
+    assert set(data["summary"]["cells"]) == {"vangogh|img2img", "vangogh|img2img-fast"}
+    text = assert_report(
+        tmp_path,
+        "style-match",
+        ["## img2img + caption\n", "## img2img + caption, fast mode", "s / picture"],
+        ["vqa_style_match.png", "samples_img2img-fast.png"],
+    )
+    assert "| style | img2img + caption | img2img + caption, fast mode |" in text

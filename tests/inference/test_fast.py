@@ -1,0 +1,217 @@
+"""Fast mode on the tiny twins: the few-step schedule end to end, stacked on a user's LoRA, and the normal
+schedule's pictures bit-identical before and after a fast job ran in the same worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from peft.tuners.tuners_utils import BaseTunerLayer
+from PIL import Image
+from skimage import data
+
+from contract.kinds import PortraitRequest, PortraitResult, StylizeRequest, StylizeResult
+from contract.styles import ARTISTS
+from inference.fast import ADAPTER, fast_unet
+from inference.portrait import adapter_cache, portrait
+from inference.settings import InferenceSettings
+from inference.stylize import _lora_enabled, stylize
+from inference.train import TrainConfig
+from inference.train.loop import train_lora
+from inference.worker import Worker
+from jobs import JobQueue, JobState
+from jobs.wait import burst
+
+
+@pytest.fixture(scope="module")
+def data_dir(tiny_settings, tmp_path_factory) -> Path:
+    """A DATA_DIR beside the session's tiny models, with a photo and a user's LoRA in it."""
+    root = tmp_path_factory.mktemp("fast")
+    (root / "models").symlink_to(tiny_settings.data_dir / "models", target_is_directory=True)
+    (root / "uploads" / "1").mkdir(parents=True)
+    Image.fromarray(data.astronaut()).resize((192, 160)).save(root / "uploads" / "1" / "me.jpg")
+    return root
+
+
+@pytest.fixture(scope="module")
+def lora(tiny_models, data_dir) -> Path:
+    face = Image.fromarray(data.astronaut())
+    config = TrainConfig(
+        cls="man", rank=4, steps=2, lr=1e-2, warmup_steps=0, num_class_images=2, class_image_steps=2
+    )
+    out = data_dir / "loras" / "1" / "lora.safetensors"
+    crops = [face, face.transpose(Image.FLIP_LEFT_RIGHT), face.rotate(5)]
+    train_lora(tiny_models, crops, config, out=out, class_cache=data_dir / "class_images")
+    return out
+
+
+@pytest.fixture(scope="module")
+def worker(tiny_models, data_dir) -> Worker:
+    settings = InferenceSettings(data_dir=data_dir, models="tiny", device="cpu")
+    return Worker(settings, models=tiny_models, lease_s=30)
+
+
+def run(worker: Worker, kind: str, payload: dict) -> dict:
+    job_id = worker.queue.enqueue(kind, payload, user_id=1, priority=10)
+    assert worker.run_pending() == 1
+    job = worker.queue.get(job_id)
+    assert job.state is JobState.DONE, (job.error_code, job.error_message)
+    return job.result
+
+
+def tensors(result) -> torch.Tensor:
+    pictures = [im for _, im in result.images] if isinstance(result.images[0], tuple) else result.images
+    return torch.stack([torch.from_numpy(np.asarray(im).copy()) for im in pictures])
+
+
+def test_fast_album_and_portraits_through_the_worker(worker, data_dir, lora):
+    album = StylizeResult.from_dict(
+        run(worker, "stylize", StylizeRequest("uploads/1/me.jpg", fast=True).to_payload())
+    )
+    assert album.fast and [i.style for i in album.images] == list(ARTISTS)
+    sizes = {Image.open(data_dir / i.path).size for i in album.images}
+    assert sizes == {(152, 128)}  # the prepared photo: short side 128, sides multiples of 8
+
+    request = PortraitRequest("on the moon", lora="loras/1/lora.safetensors", fast=True)
+    portraits = PortraitResult.from_dict(run(worker, "portrait", request.to_payload()))
+    assert portraits.fast and len(portraits.images) == 4
+    assert {Image.open(data_dir / p).size for p in portraits.images} == {(128, 128)}
+
+    normal = StylizeResult.from_dict(run(worker, "stylize", StylizeRequest("uploads/1/me.jpg").to_payload()))
+    assert not normal.fast
+
+
+def test_fast_is_few_unguided_steps_on_its_own_unet(tiny_models):
+    photo = Image.fromarray(data.astronaut()).resize((160, 128))
+    calls: list[tuple[int, str]] = []
+
+    def count(name):
+        return lambda module, args, kwargs: calls.append((args[0].shape[0], name))
+
+    hooks = [
+        tiny_models.txt2img.unet.register_forward_pre_hook(count("normal"), with_kwargs=True),
+        fast_unet(tiny_models).register_forward_pre_hook(count("fast"), with_kwargs=True),
+    ]
+    try:
+        fast = stylize(tiny_models, photo, seed=1, fast=True)
+        assert {name for _, name in calls} == {"fast"}
+        # strengths 0.6-0.7 on the 6-step grid: 3-4 steps, one pass per picture (no guidance)
+        assert len(calls) == 4 and max(batch for batch, _ in calls) == 4
+        calls.clear()
+        normal = stylize(tiny_models, photo, seed=1)
+        assert {name for _, name in calls} == {"normal"} and len(calls) == 21
+        assert max(batch for batch, _ in calls) == 8
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert not torch.equal(tensors(fast), tensors(normal))
+    again = stylize(tiny_models, photo, seed=1, fast=True)
+    assert torch.equal(tensors(again), tensors(fast))  # TCD's per-step noise is seeded too
+
+
+def test_fast_portraits_stack_the_distillation_lora_on_the_users(tiny_models, lora):
+    unet = tiny_models.txt2img.unet
+    normal = portrait(tiny_models, lora, "on the moon", n=2, steps=2, owner="1")
+    fast = portrait(tiny_models, lora, "on the moon", n=2, owner="1", fast=True)
+    assert fast.fast and len(fast.images) == 2 and fast.images[0].size == (128, 128)
+    assert ADAPTER in unet.peft_config and not torch.equal(tensors(fast), tensors(normal))
+    assert not _lora_enabled(unet)  # both off again: stylize jobs see the plain UNet
+    cache = adapter_cache(tiny_models)
+    name, _ = cache.acquire(lora, "1")
+    with cache.only(name, 0.8, ADAPTER):
+        both = [m for m in unet.modules() if isinstance(m, BaseTunerLayer) and name in m.scaling]
+        assert both and all(set(m.active_adapters) == {name, ADAPTER} for m in both)
+        assert all(not m.disable_adapters for m in both)
+    again = portrait(tiny_models, lora, "on the moon", n=2, owner="1", fast=True)
+    assert torch.equal(tensors(again), tensors(fast))
+
+
+def test_normal_pictures_are_bit_identical_after_fast_jobs(tiny_models, lora):
+    photo = Image.fromarray(data.astronaut()).resize((160, 128))
+    album_before = tensors(stylize(tiny_models, photo, seed=3, steps=10))
+    portraits_before = tensors(portrait(tiny_models, lora, "in a forest", n=2, steps=3, owner="1"))
+    stylize(tiny_models, photo, seed=3, fast=True)
+    portrait(tiny_models, lora, "in a forest", n=2, owner="1", fast=True)
+    assert torch.equal(tensors(stylize(tiny_models, photo, seed=3, steps=10)), album_before)
+    assert torch.equal(
+        tensors(portrait(tiny_models, lora, "in a forest", n=2, steps=3, owner="1")), portraits_before
+    )
+    assert type(tiny_models.txt2img.scheduler).__name__ == "DPMSolverMultistepScheduler"
+
+
+@pytest.mark.parametrize("bad", ["soon", 2, "maybe"])
+def test_fast_must_be_a_boolean(bad):
+    from jobs.errors import BAD_REQUEST, JobError
+
+    with pytest.raises(JobError) as error:
+        StylizeRequest.from_payload({"image": "x.jpg", "fast": bad})
+    assert error.value.code == BAD_REQUEST
+    assert StylizeRequest.from_payload({"image": "x.jpg", "fast": "false"}).fast is False
+    assert PortraitRequest.from_payload({"scene": "moon", "fast": True}).fast is True
+
+
+def unet_calls(models, fn) -> int:
+    """UNet forward calls (either UNet) while fn runs."""
+    calls = []
+    unets = (models.txt2img.unet, fast_unet(models))
+    hooks = [u.register_forward_pre_hook(lambda *_: calls.append(1)) for u in unets]
+    try:
+        fn()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return len(calls)
+
+
+def test_a_burst_with_the_threshold_on_delivers_the_last_album_3x_sooner(worker, tmp_path):
+    """200 photos from 50 users arrive at once; each is queued as the bot queues it (fast when the expected
+    wait passes FAST_MODE_WAIT_S = 20 s). The drain is counted in UNet calls rather than seconds: every
+    album of one schedule is the same work, so one of each runs through the worker for its count, and the
+    queue's own claim order says when the last user's album is done."""
+    calls = {}
+    for fast in (False, True):
+        payload = StylizeRequest("uploads/1/me.jpg", fast=fast or None).to_payload()
+        calls[fast] = unet_calls(worker.models, lambda payload=payload: run(worker, "stylize", payload))
+    assert calls == {False: 21, True: 4}
+
+    burst_queue = JobQueue(tmp_path / "burst.sqlite3")
+    for photo in range(4):
+        for user in range(1, 51):
+            fast = burst(burst_queue.expected_wait_s(), threshold_s=20.0)
+            request = StylizeRequest(f"uploads/{user}/{photo}.jpg", fast=fast or None)
+            burst_queue.enqueue("stylize", request.to_payload(), user_id=user, priority=10)
+    order = []
+    while (job := burst_queue.claim()) is not None:
+        order.append(job)
+    fast_flags = [bool(job.payload.get("fast")) for job in order]
+    assert len(order) == 200 and not any(fast_flags[:10]) and all(fast_flags[10:])
+
+    last = max(i for i, job in enumerate(order) if job.user_id == 50)
+    with_threshold = sum(calls[f] for f in fast_flags[: last + 1])
+    without = (last + 1) * calls[False]  # off: every album normal, in the same order
+    assert without / with_threshold >= 3, (without, with_threshold)
+
+
+def test_bench_fast_writes_the_fast_keys(tiny_settings, tmp_path, monkeypatch):
+    import argparse
+    import json
+
+    from inference.bench import add_bench_parser
+
+    monkeypatch.setenv("DATA_DIR", str(tiny_settings.data_dir))
+    monkeypatch.setenv("MODELS", "tiny")
+    monkeypatch.setenv("DEVICE", "cpu")
+    parser = argparse.ArgumentParser()
+    add_bench_parser(parser.add_subparsers())
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--out", str(out), "--iters", "1", "--warmup", "0", "--steps", "4", "--variants", "1"]
+    args = parser.parse_args([*argv, "--fast", "--drain", "2"])
+    assert args.func(args) == 0
+    report = json.loads(out.read_text())
+    assert report["fast_schedule"]["lora"] == "artbooth/tiny-fast"
+    assert report["fast_schedule"]["denoising_steps"] == 3  # 6-step grid at strength 0.6
+    for key in ("fast_job_4_s", "fast_stylize_4_s", "fast_portrait_4_s", "fast_queue_albums_per_hour"):
+        assert report[key] > 0
+    assert report["fast_queue_albums"] == 2
