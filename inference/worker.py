@@ -24,7 +24,7 @@ from jobs.errors import INTERNAL, OUT_OF_MEMORY, JobError
 from jobs.models import Job, JobState
 
 log = logging.getLogger("artbooth.worker")
-BATCHED_KINDS = ("stylize", "portrait")  # kinds whose handlers honour ctx.max_batch
+BATCHED_KINDS = ("stylize", "portrait", "pose")  # kinds whose handlers honour ctx.max_batch
 
 
 class _Heartbeat(threading.Thread):
