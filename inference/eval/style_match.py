@@ -28,6 +28,8 @@ from inference.eval.metrics import (
 from inference.settings import InferenceSettings
 
 ARCHITECTURES: dict[str, str] = {"img2img": "img2img + caption", "text2img": "caption → text2img"}
+# The album's third architecture (issue 11): img2img held to the photo's Canny edges by the ControlNet.
+ARCHITECTURES["controlnet"] = "img2img + ControlNet edges"
 
 # What the judge is asked about: the artist for the album's four, a plain description for the rest.
 DESCRIPTIONS: dict[str, str] = {
@@ -71,6 +73,7 @@ def unit_key(photo: str, style: str, arch: str) -> str:
 def run(
     settings: InferenceSettings, out_dir: Path, study: StyleMatchStudy, photos: list[tuple[str, Image.Image]]
 ) -> dict:
+    from inference.control import stylize_with_edges
     from inference.models import load_models
     from inference.stylize import stylize
 
@@ -97,7 +100,8 @@ def run(
                     key = unit_key(name, style, arch)
                     if not store.has(key):
                         start = time.perf_counter()
-                        result = stylize(
+                        paint = stylize_with_edges if arch == "controlnet" else stylize
+                        result = paint(
                             models,
                             photo,
                             styles=[style],
