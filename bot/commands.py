@@ -7,7 +7,20 @@ from aiogram.types import BotCommand, BotCommandScopeDefault
 
 from bot.texts import Texts
 
-COMMANDS = ("start", "help", "style", "status", "cancel", "lang", "train", "done", "me", "portrait", "forget")
+COMMANDS = (
+    "start",
+    "help",
+    "style",
+    "status",
+    "cancel",
+    "lang",
+    "train",
+    "done",
+    "me",
+    "portrait",
+    "pose",
+    "forget",
+)
 
 
 def bot_commands(texts: Texts, lang: str) -> list[BotCommand]:
