@@ -177,3 +177,21 @@ def test_img2img_with_edges_paints_each_style(tiny_models):
     assert [style for style, _ in result.images] == ["vangogh", "banksy"]
     assert result.images[0][1].size == (160, 128)
     assert result.images[0][1].tobytes() == again.images[0][1].tobytes()
+
+
+# -- the command line --------------------------------------------------------------------------------
+def test_cli_writes_the_pictures_and_the_edges(tiny_settings, data_dir, monkeypatch, tmp_path, capsys):
+    from inference.__main__ import main
+
+    for key, value in (("DATA_DIR", str(tiny_settings.data_dir)), ("MODELS", "tiny"), ("DEVICE", "cpu")):
+        monkeypatch.setenv(key, value)
+    reference = data_dir / "uploads" / "1" / "ref.jpg"
+    argv = ["pose", str(reference), "--lora", str(lora(data_dir)), "as a knight", "--out", str(tmp_path)]
+    assert main([*argv, "-n", "2", "--steps", "2"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["edges.png", "pose_00.png", "pose_01.png"]
+    with Image.open(tmp_path / "edges.png") as edges:
+        assert edges.size == (160, 128) and set(np.unique(np.asarray(edges))) == {0, 255}
+    assert "'a photo of sks man, as a knight, " in capsys.readouterr().out
+    small = data_dir / "uploads" / "1" / "small.jpg"
+    assert main(["pose", str(small), "--lora", str(lora(data_dir)), "--out", str(tmp_path)]) == 2
+    assert "image_too_small" in capsys.readouterr().err
