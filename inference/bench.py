@@ -55,6 +55,11 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         help="variants per style for the throughput runs",
     )
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: DEVICE or auto)")
+    parser.add_argument(
+        "--pose",
+        action="store_true",
+        help="then four /pose portraits with a LoRA, the ControlNet resident (inference/pose_bench.py)",
+    )
     parser.set_defaults(func=run_bench)
     return parser
 
@@ -204,6 +209,10 @@ def run_bench(args: argparse.Namespace) -> int:
         "peak_allocated_gib_throughput": _peaks(torch, device)[0],  # ... incl. the largest batch above
         "peak_reserved_gib_throughput": _peaks(torch, device)[1],
     }
+    if args.pose:  # issue 11, after the album's figures: the ControlNet then stays resident
+        from inference.pose_bench import pose_bench
+
+        report["pose"] = pose_bench(models, timer, args.iters, args.warmup)
     text = json.dumps(report, indent=2)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
