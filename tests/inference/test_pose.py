@@ -210,3 +210,15 @@ def test_bench_pose_part_on_tiny(tiny_settings, tmp_path, monkeypatch):
     pose = json.loads(out.read_text())["pose"]
     assert pose["steps"] == 20 and pose["lora_rank"] == 32
     assert pose["pose_4_s"] > 0 and pose["control_load_s"] >= 0 and pose["pose_4_gpu_s"] is None
+
+
+def test_style_match_measures_the_controlnet_architecture(tiny_settings, tmp_path):
+    from inference.eval import style_match
+    from inference.eval.photos import default_photos
+
+    study = style_match.StyleMatchStudy(styles=["vangogh"], architectures=["img2img", "controlnet"], steps=2)
+    summary = style_match.run(tiny_settings, tmp_path / "sm", study, default_photos(1))
+    cell = summary["cells"]["vangogh|controlnet"]
+    assert cell["n"] == 1 and -1 <= cell["clip_photo"]["mean"] <= 1
+    assert "## img2img + ControlNet edges" in (tmp_path / "sm" / "report.md").read_text()
+    assert (tmp_path / "sm" / "samples_controlnet.png").is_file()
