@@ -21,6 +21,7 @@ from bot.inbox import InboxProcessor, UpdatePoller
 from bot.intake import Intake
 from bot.limits import NoticeLimiter
 from bot.middlewares import UserMiddleware
+from bot.pose_intake import POSE_WAIT_S, PoseDesk
 from bot.selfie_intake import SelfieDesk
 from bot.settings import BotSettings
 from bot.supervisor import WorkerSupervisor
@@ -28,6 +29,7 @@ from bot.telegram import create_bot
 from bot.texts import Texts
 from jobs.aio import AsyncDb, AsyncJobQueue, open_db
 from jobs.files import open_files
+from jobs.pose_store import PoseStore
 from jobs.store import BotStore
 from jobs.training_store import TrainingStore
 
@@ -54,6 +56,10 @@ def build_dispatcher(bot: Bot, db: AsyncDb, settings: BotSettings) -> Dispatcher
     dispatcher["training"] = training
     dispatcher["selfies"] = SelfieDesk(bot, store, training, queue, texts, settings)
     dispatcher["forgetter"] = Forgetter(store, queue, files, settings.worker_lease_s)
+    poses = dispatcher["poses"] = PoseStore(db, POSE_WAIT_S)  # /pose (bot/handlers/pose.py)
+    dispatcher["poses_desk"] = PoseDesk(
+        bot, store, queue, training, poses, texts, settings, dispatcher["intake"]
+    )
     dispatcher.update.outer_middleware(UserMiddleware())
     dispatcher.include_routers(*get_routers())
     return dispatcher

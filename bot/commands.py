@@ -7,8 +7,21 @@ from aiogram.types import BotCommand, BotCommandScopeDefault
 
 from bot.texts import Texts
 
-COMMANDS = ("start", "help", "style", "status", "cancel", "lang", "train", "done", "me", "portrait", "forget")
-COMMANDS += ("settings",)  # fast mode (bot/handlers/settings.py)
+COMMANDS = (
+    "start",
+    "help",
+    "style",
+    "settings",
+    "status",
+    "cancel",
+    "lang",
+    "train",
+    "done",
+    "me",
+    "portrait",
+    "pose",
+    "forget",
+)
 
 
 def bot_commands(texts: Texts, lang: str) -> list[BotCommand]:

@@ -35,7 +35,7 @@ from bot.loops import IterationGuard
 from bot.settings import BotSettings
 from bot.texts import Texts
 from bot.train_progress import TrainingProgress, finish_training
-from contract.kinds import JobKind, PortraitRequest, PortraitResult, StylizeResult
+from contract.kinds import JobKind, PortraitRequest, PortraitResult, PoseRequest, PoseResult, StylizeResult
 from jobs.aio import AsyncJobQueue
 from jobs.errors import INTERNAL
 from jobs.files import open_files
@@ -191,6 +191,10 @@ class DeliveryLoop:
             request = PortraitRequest.from_payload(job.payload)
             relative = portrait.images
             caption = self.texts.portrait_caption(lang, request.title or request.scene, fast=portrait.fast)
+        elif job.kind == JobKind.POSE:
+            pose = PoseResult.from_dict(job.result)
+            relative = pose.images
+            caption = self.texts.pose_caption(lang, PoseRequest.from_payload(job.payload).title, pose.caption)
         else:
             album = StylizeResult.from_dict(job.result)
             relative = [image.path for image in album.images]

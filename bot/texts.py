@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
+from bot.texts_pose import POSE_EN, POSE_RU
 from bot.texts_train import CLASS_NAMES, SELFIE_REASON_OTHER, SELFIE_REASONS, TRAIN_EN, TRAIN_RU
 from contract.scenes import SCENES_BY_ID
 from contract.styles import ARTISTS, STYLES
@@ -227,6 +228,11 @@ _EN["help"] += "\n\n" + TRAIN_EN["help_train"]
 _RU["help"] += "\n\n" + TRAIN_RU["help_train"]
 _EN["help"] += "\n\n" + _EN["help_fast"]
 _RU["help"] += "\n\n" + _RU["help_fast"]
+# /pose (bot/texts_pose.py)
+_EN.update(POSE_EN)
+_RU.update(POSE_RU)
+_EN["help"] += "\n\n" + POSE_EN["help_pose"]
+_RU["help"] += "\n\n" + POSE_RU["help_pose"]
 STRINGS = {"en": _EN, "ru": _RU}
 ERRORS = {"en": _ERRORS_EN, "ru": _ERRORS_RU}
 
@@ -288,3 +294,9 @@ class Texts:
     def portrait_caption(self, lang: str, scene: str, fast: bool = False) -> str:
         text = self(lang, "portrait_caption", scene=escape(" ".join(scene.split())[:300] or "…"))
         return text + "\n\n" + self(lang, "fast_mark") if fast else text
+
+    # -- /pose -------------------------------------------------------------------------------------
+    def pose_caption(self, lang: str, title: str | None, caption: str) -> str:
+        """The album's caption: what the user asked for (or "in the pose of your photo") and BLIP's words."""
+        title = " ".join((title or "").split())[:300] or self(lang, "pose_title")
+        return self(lang, "pose_caption", title=escape(title), caption=escape(caption.strip()[:400] or "…"))

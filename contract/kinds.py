@@ -21,12 +21,13 @@ class JobKind(StrEnum):
     STYLIZE = "stylize"
     TRAIN = "train"
     PORTRAIT = "portrait"
+    POSE = "pose"
 
 
 # Higher runs first. The trainer yields between optimizer steps to any waiting job of INTERACTIVE_PRIORITY.
 INTERACTIVE_PRIORITY = 10
 TRAIN_PRIORITY = 0
-INTERACTIVE_KINDS = (JobKind.STYLIZE, JobKind.PORTRAIT)
+INTERACTIVE_KINDS = (JobKind.STYLIZE, JobKind.PORTRAIT, JobKind.POSE)
 
 # Selfies for a personal model: the bot collects MIN..MAX, the trainer refuses fewer than MIN usable ones.
 MIN_SELFIES = 3
@@ -244,4 +245,67 @@ class PortraitResult:
             result.get("seconds", 0.0),
             result.get("seed", 0),
             result.get("fast") is True,
+        )
+
+
+@dataclass(frozen=True)
+class PoseRequest:
+    """/pose: the user (their LoRA) in the pose and composition of a reference photo (ControlNet edges)."""
+
+    reference: str  # the reference photo, under uploads/<user id>/
+    scene: str = ""  # optional English scene text ("as a knight"); the reference's caption is added
+    lora: str | None = None  # None: the user's own, loras/<user id>/lora.safetensors
+    title: str | None = None  # what the user typed (for the album's caption)
+    cls: str | None = None  # None: what the LoRA's metadata says
+    token: str | None = None
+    n: int = PORTRAITS_PER_JOB
+    seed: int | None = None  # None: the job id
+
+    def to_payload(self) -> dict[str, Any]:
+        payload = without_none(asdict(self))
+        if "cls" in payload:
+            payload["class"] = payload.pop("cls")
+        return payload
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> PoseRequest:
+        return cls(
+            reference=require(payload, "reference", as_text),
+            scene=payload_value(payload, "scene", as_text, ""),
+            lora=payload_value(payload, "lora", as_text),
+            title=payload_value(payload, "title", as_text),
+            cls=payload_value(payload, "class", as_text),
+            token=payload_value(payload, "token", as_text),
+            n=payload_value(payload, "n", int, PORTRAITS_PER_JOB),
+            seed=payload_value(payload, "seed", int),
+        )
+
+
+@dataclass(frozen=True)
+class PoseResult:
+    prompt: str
+    caption: str  # BLIP's caption of the reference (part of the prompt)
+    images: list[str] = field(default_factory=list)  # paths
+    seconds: float = 0.0
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prompt": self.prompt,
+            "caption": self.caption,
+            "images": [{"path": p} for p in self.images],
+            "seconds": self.seconds,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_dict(cls, result: dict[str, Any] | None) -> PoseResult:
+        result = result or {}
+        paths = [str(i.get("path", "")) for i in result.get("images", [])]
+        return cls(
+            str(result.get("prompt", "")),
+            str(result.get("caption", "")),
+            paths,
+            result.get("seconds", 0.0),
+            result.get("seed", 0),
         )

@@ -5,6 +5,7 @@ python -m inference stylize PHOTO [--style S ...]  four styled variants of a pho
 python -m inference bench                          GPU benchmark (MODELS=sd15-random)
 python -m inference train DIR --class man ...      a personal LoRA from a folder of selfies
 python -m inference portrait --lora L "prompt"     portraits with a LoRA
+python -m inference pose REF --lora L "scene"      portraits with a LoRA in the pose of a reference photo
 python -m inference eval <study> ...               the evaluation studies (docs/evaluation.md)
 """
 
@@ -24,6 +25,7 @@ SUBCOMMANDS = (
     ("inference.bench", "add_bench_parser"),
     ("inference.cli_train", "add_train_parser"),
     ("inference.cli_train", "add_portrait_parser"),
+    ("inference.cli_pose", "add_pose_parser"),
     ("inference.eval.cli", "add_eval_parser"),
 )
 

@@ -58,6 +58,11 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     # fast mode (inference/fast_bench.py): the few-step album, portraits on a user's LoRA, a queue drain
     parser.add_argument("--fast", action="store_true", help="also time fast mode (issue 10's targets)")
     parser.add_argument("--drain", type=int, default=200, help="fast albums in the queue drain (default 200)")
+    parser.add_argument(
+        "--pose",
+        action="store_true",
+        help="then four /pose portraits with a LoRA, the ControlNet resident (inference/pose_bench.py)",
+    )
     parser.set_defaults(func=run_bench)
     return parser
 
@@ -211,6 +216,10 @@ def run_bench(args: argparse.Namespace) -> int:
         from inference.fast_bench import fast_report
 
         report.update(fast_report(models, photo, timer, _repeat, args))
+    if args.pose:  # issue 11, after the album's figures: the ControlNet then stays resident
+        from inference.pose_bench import pose_bench
+
+        report["pose"] = pose_bench(models, timer, args.iters, args.warmup)
     text = json.dumps(report, indent=2)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ HANDLERS: dict[str, str] = {
     JobKind.STYLIZE: "inference.stylize_job:run_stylize_job",
     JobKind.TRAIN: "inference.train.job:run_train_job",
     JobKind.PORTRAIT: "inference.portrait:run_portrait_job",
+    JobKind.POSE: "inference.pose:run_pose_job",
 }
 
 

@@ -201,8 +201,8 @@ def user_lora_path(data_dir: Path, user_id: int | str) -> Path:
     return Path(data_dir) / "loras" / str(user_id) / "lora.safetensors"
 
 
-def _lora_for_job(ctx: JobContext, job: Job, request: kinds.PortraitRequest) -> Path:
-    """The payload's LoRA, which must be the requesting user's own (never another user's)."""
+def _lora_for_job(ctx: JobContext, job: Job, request: kinds.PortraitRequest | kinds.PoseRequest) -> Path:
+    """The payload's LoRA, which must be the requesting user's own (never another user's). /pose uses it too."""
     relative = request.lora or (
         user_lora_path(Path(), job.user_id).as_posix() if job.user_id is not None else None
     )

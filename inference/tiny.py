@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 
 BUILD_VERSION = 2  # bump when a builder changes what it writes: stale caches are rebuilt
+# A builder of one role changed: only that role is rebuilt (the control twin's output convs are not zero).
+ROLE_VERSIONS = {"control": ".control3"}
 
 
 @dataclass(frozen=True)
@@ -392,6 +394,13 @@ def build_control(spec: TwinSpec, out: Path, device: str = "cpu") -> None:
     with torch.device(device):
         _seeded(5)
         model = ControlNetModel(in_channels=4, **spec.control)
+        # diffusers starts a ControlNet's output convolutions at zero (training grows them from there), so a
+        # fresh one changes nothing and no test could tell whether the edges reach the UNet. A trained one's
+        # are not zero. He-normal weights (seeded like the rest) also keep the edges' signal alive through the
+        # eight convolutions of the conditioning embedding, where default-initialised ones shrink it ~1000x.
+        convs = [m for m in model.controlnet_cond_embedding.modules() if isinstance(m, torch.nn.Conv2d)]
+        for conv in [*convs, *model.controlnet_down_blocks, model.controlnet_mid_block]:
+            torch.nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
     if spec.save_dtype != torch.float32:
         model.to(spec.save_dtype)
     model.save_pretrained(out)
@@ -420,8 +429,9 @@ def ensure_built(preset: str, role: str, models_dir: Path, device: str = "cpu") 
     """Build `<models_dir>/<preset>/<role>/` unless a complete, current build is already there."""
     spec = SPECS[preset]
     final = Path(models_dir) / preset / role
+    fingerprint = spec.fingerprint() + ROLE_VERSIONS.get(role, "")
     return build_atomically(
-        final, spec.fingerprint(), lambda tmp: BUILDERS[role](spec, tmp, device), preset=preset, role=role
+        final, fingerprint, lambda tmp: BUILDERS[role](spec, tmp, device), preset=preset, role=role
     )
 
 

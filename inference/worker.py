@@ -26,7 +26,7 @@ from jobs.queue import QUEUED
 from jobs.wakeup import Wakeup
 
 log = logging.getLogger("artbooth.worker")
-BATCHED_KINDS = ("stylize", "portrait")  # kinds whose handlers honour ctx.max_batch
+BATCHED_KINDS = ("stylize", "portrait", "pose")  # kinds whose handlers honour ctx.max_batch
 
 
 class _Heartbeat(threading.Thread):

@@ -187,6 +187,7 @@ class BotStore:
             ("DELETE FROM jobs WHERE user_id = ?", (user_id,)),
             ("DELETE FROM selfies WHERE user_id = ?", (user_id,)),
             ("DELETE FROM training_sessions WHERE user_id = ?", (user_id,)),
+            ("DELETE FROM pose_waits WHERE user_id = ?", (user_id,)),
             (
                 "DELETE FROM inbox WHERE user_id = ? AND (state != 'new' OR update_id <= ?)",
                 (user_id, update_id),

@@ -6,8 +6,20 @@ from aiogram import Router
 
 
 def get_routers() -> list[Router]:
-    from bot.handlers import fallback, forget, photo, portrait, settings, start, status, style, train
+    from bot.handlers import fallback, forget, photo, portrait, pose, settings, start, status, style, train
 
     # train before photo: a user collecting selfies sends photos that are not style requests.
-    modules = (start, style, settings, status, train, portrait, forget, photo, fallback)  # catch-alls last
+    # pose before both: the photo after /pose (or captioned /pose) is the reference.
+    modules = (
+        start,
+        style,
+        settings,
+        status,
+        pose,
+        train,
+        portrait,
+        forget,
+        photo,
+        fallback,
+    )  # catch-alls last
     return [module.create_router() for module in modules]

@@ -28,11 +28,17 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
         "--photos", type=Path, help="folder of photos (default: scikit-image's bundled photos)"
     )
     style.add_argument("--styles", nargs="+", help="style ids (default: every style in contract/styles.py)")
-    style.add_argument("--arch", nargs="+", choices=("img2img", "text2img"), default=["img2img", "text2img"])
+    style.add_argument(
+        "--arch",
+        nargs="+",
+        choices=("img2img", "text2img", "controlnet"),
+        default=["img2img", "text2img"],
+        help="controlnet: img2img + the photo's Canny edges through the ControlNet (loads it)",
+    )
     style.add_argument(
         "--fast",
         action="store_true",
-        help="also each architecture on fast mode's few-step schedule, beside it",
+        help="also each architecture on fast mode's few-step schedule, beside it (not controlnet)",
     )
 
     models = studies.add_parser("models", help="CLIP score for base models × schedulers")

@@ -31,6 +31,9 @@ ARCHITECTURES: dict[str, str] = {"img2img": "img2img + caption", "text2img": "ca
 # `--fast`: each architecture again on fast mode's few-step schedule, as a column of its own beside it.
 FAST = "-fast"
 ARCHITECTURES.update({f"{a}{FAST}": f"{label}, fast mode" for a, label in list(ARCHITECTURES.items())})
+# The album's third architecture (issue 11): img2img held to the photo's Canny edges by the ControlNet
+# (the normal schedule only: the ControlNet pipeline does not run fast mode's LoRA UNet).
+ARCHITECTURES["controlnet"] = "img2img + ControlNet edges"
 
 # What the judge is asked about: the artist for the album's four, a plain description for the rest.
 DESCRIPTIONS: dict[str, str] = {
@@ -74,6 +77,7 @@ def unit_key(photo: str, style: str, arch: str) -> str:
 def run(
     settings: InferenceSettings, out_dir: Path, study: StyleMatchStudy, photos: list[tuple[str, Image.Image]]
 ) -> dict:
+    from inference.control import stylize_with_edges
     from inference.models import load_models
     from inference.stylize import stylize
 
@@ -100,7 +104,8 @@ def run(
                     key = unit_key(name, style, arch)
                     if not store.has(key):
                         start = time.perf_counter()
-                        result = stylize(
+                        paint = stylize_with_edges if arch == "controlnet" else stylize
+                        result = paint(
                             models,
                             photo,
                             styles=[style],

@@ -157,7 +157,7 @@ async def test_command_menu_in_both_languages(telegram: FakeTelegram, tmp_path):
         == en.keys()
         == {
             *("start", "help", "style", "status", "cancel", "lang"),
-            *("train", "done", "me", "portrait", "forget"),
+            *("train", "done", "me", "portrait", "pose", "forget"),
             "settings",
         }
     )

@@ -1,0 +1,107 @@
+"""ControlNet (canny edges) pipelines over the resident modules: loaded on the first /pose, then kept.
+
+Why lazily: the worker's weights are resident from the start, but the ControlNet (`lllyasviel/
+sd-controlnet-canny`, 361 M parameters, 0.7 GiB in fp16) serves only /pose and the evaluation's third
+architecture. Loading it on the first pose job costs that one job the load (a second or two from a local
+cache) and keeps it for every later one. Loading it at start would cost every worker that memory and its
+start-up time, and, with `MODELS=sd15`, a missing ControlNet download would stop the whole worker from
+starting instead of failing only the pose jobs with `model_missing`. The memory target holds either way
+(docs/benchmarks.md; `python -m inference bench --pose` measures the load and the peak with it resident).
+
+Both pipelines are built from `models.txt2img.components`: the UNet, VAE, text encoder and scheduler are
+the resident ones, so there is no second copy, and the portrait adapters loaded into that UNet and text
+encoder (inference/portrait.py) apply to pose portraits as well.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from PIL import Image
+
+from contract.styles import STYLES
+from inference.edges import canny_edges
+
+# How strongly the edges steer the UNet. 1.0 is the model's own default, but at 1.0 the reference's face
+# outline overrides the face the user's LoRA paints; 0.8 still holds the pose and the composition (the
+# body's outline dominates the edges map) and leaves the face to the LoRA.
+CONDITIONING_SCALE = 0.8
+
+
+def _components(models) -> dict[str, Any]:
+    parts = dict(models.txt2img.components)
+    parts.update(controlnet=models.controlnet(), safety_checker=None, feature_extractor=None)
+    return parts
+
+
+def pose_pipeline(models):
+    """StableDiffusionControlNetPipeline over the resident modules (built once per ModelSet)."""
+    if "pose_pipe" not in models._lazy:
+        from diffusers import StableDiffusionControlNetPipeline
+
+        pipe = StableDiffusionControlNetPipeline(**_components(models), requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        models._lazy["pose_pipe"] = pipe
+    return models._lazy["pose_pipe"]
+
+
+def img2img_pipeline(models):
+    """StableDiffusionControlNetImg2ImgPipeline over the resident modules (the evaluation's third arch)."""
+    if "control_img2img_pipe" not in models._lazy:
+        from diffusers import StableDiffusionControlNetImg2ImgPipeline
+
+        pipe = StableDiffusionControlNetImg2ImgPipeline(**_components(models), requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        models._lazy["control_img2img_pipe"] = pipe
+    return models._lazy["control_img2img_pipe"]
+
+
+def stylize_with_edges(
+    models,
+    image: Image.Image,
+    *,
+    styles: Sequence[str],
+    variants: int = 1,
+    seed: int = 0,
+    steps: int | None = None,
+    caption: str | None = None,
+    **_: Any,
+):
+    """img2img at each style's strength and guidance, with the photo's edges as ControlNet conditioning.
+
+    The evaluation's third architecture (`eval style-match --arch controlnet`): does holding the photo's
+    edges keep img2img's closeness to the photo while making it steadier? Takes and returns what
+    `inference.stylize.stylize` does, so the study calls either the same way.
+    """
+    from inference.stylize import StylizeResult, caption_image, prepare_image
+
+    started = time.perf_counter()
+    pipe = img2img_pipeline(models)
+    photo = prepare_image(models, image)
+    caption = caption.strip() if caption and caption.strip() else caption_image(models, photo)
+    edges = canny_edges(photo)
+    pictures = []
+    with torch.inference_mode():
+        for i, style in enumerate(STYLES[s] for s in styles for _ in range(variants)):
+            pictures.append(
+                (
+                    style.id,
+                    pipe(
+                        style.render(caption),
+                        negative_prompt=style.negative,
+                        image=photo,
+                        control_image=edges,
+                        strength=style.strength,
+                        guidance_scale=style.guidance,
+                        controlnet_conditioning_scale=CONDITIONING_SCALE,
+                        num_inference_steps=steps or models.preset.steps,
+                        generator=torch.Generator(device=models.device).manual_seed(seed + i),
+                        height=photo.height,
+                        width=photo.width,
+                    ).images[0],
+                )
+            )
+    return StylizeResult(caption=caption, images=pictures, seconds=time.perf_counter() - started)

@@ -1,0 +1,139 @@
+"""/pose: portraits of a user (their LoRA) in the pose and composition of a reference photo.
+
+The studies' last step, as a job: the reference's Canny edges go to the ControlNet (inference/control.py),
+the person comes from the user's LoRA (the same adapter cache and ownership check as /me, in
+inference/portrait.py), and the prompt is the user's token and class, the optional scene, and BLIP's
+caption of the reference for context ("a man sitting on a bench in a park").
+
+20 steps, not /me's 30: the ControlNet adds about 40% to every UNet step, and DPM-Solver++ 2M has
+converged by 20 with the composition already fixed by the edges; four pose portraits then cost about
+what four /me portraits do (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from PIL import Image
+
+from contract import kinds
+from contract.images import read_upload
+from contract.pose import load_reference
+from inference.context import JobContext, JobStopped
+from inference.control import CONDITIONING_SCALE, pose_pipeline
+from inference.edges import CANNY_HIGH, CANNY_LOW, canny_edges
+from inference.portrait import GUIDANCE, LORA_SCALE, NEGATIVE, _lora_for_job, adapter_cache, build_prompt
+from jobs.errors import BAD_REQUEST, JobError
+
+if TYPE_CHECKING:
+    from jobs.models import Job
+
+POSE_STEPS = 20
+
+
+@dataclass(frozen=True)
+class PoseResult:
+    prompt: str
+    caption: str  # BLIP's, of the reference
+    edges: Image.Image  # the conditioning, at the pictures' size
+    images: list[Image.Image]
+    seconds: float
+    seed: int
+
+
+def pose_portraits(
+    models,
+    lora_path: Path,
+    reference: Image.Image,
+    scene: str = "",
+    *,
+    token: str | None = None,
+    cls: str | None = None,
+    caption: str | None = None,
+    n: int = kinds.PORTRAITS_PER_JOB,
+    seed: int = 0,
+    steps: int = POSE_STEPS,
+    conditioning_scale: float = CONDITIONING_SCALE,
+    low: int = CANNY_LOW,
+    high: int = CANNY_HIGH,
+    owner: str = "cli",
+    max_batch: int | None = None,
+) -> PoseResult:
+    """`n` pictures of the LoRA's subject in the reference's pose; seeds seed, seed+1, … (one per image).
+
+    `caption` None: BLIP's caption of the reference. `max_batch` splits the UNet batch (the worker's retry
+    after running out of GPU memory) without changing the pictures, as in portrait().
+    """
+    from inference.stylize import caption_image, prepare_image
+
+    if not 1 <= n <= 8:
+        raise JobError(BAD_REQUEST, "n must be between 1 and 8")
+    started = time.perf_counter()
+    pipe = pose_pipeline(models)  # 0. the ControlNet, loaded on the first pose
+    cache = adapter_cache(models)
+    name, info = cache.acquire(Path(lora_path), owner)
+    photo = prepare_image(models, reference)  # 1. the reference at the working resolution
+    edges = canny_edges(photo, low, high)  # 2. its edges: the conditioning
+    caption = caption.strip() if caption and caption.strip() else caption_image(models, photo)  # 3.
+    context = ", ".join(part for part in (" ".join(scene.split()), caption) if part)
+    prompt = build_prompt(context, token or info.token, cls or info.cls)  # 4.
+    generators = [torch.Generator(device=models.device).manual_seed(seed + i) for i in range(n)]
+    chunk = max(1, min(n, max_batch or n))
+    images: list[Image.Image] = []
+    with cache.only(name, LORA_SCALE), torch.inference_mode():  # 5. the LoRA on for this call only
+        for start in range(0, n, chunk):
+            part = generators[start : start + chunk]
+            images += pipe(
+                [prompt] * len(part),
+                image=edges,
+                negative_prompt=[NEGATIVE] * len(part),
+                height=photo.height,
+                width=photo.width,
+                num_inference_steps=steps,
+                guidance_scale=GUIDANCE,
+                controlnet_conditioning_scale=float(conditioning_scale),  # diffusers refuses an int
+                generator=part,
+            ).images
+    return PoseResult(prompt, caption, edges, images, time.perf_counter() - started, seed)
+
+
+def _reference_for_job(ctx: JobContext, job: Job, request: kinds.PoseRequest) -> Image.Image:
+    """The reference, which must be one of the requesting user's own uploads."""
+    data_dir = Path(ctx.data_dir).resolve()
+    path = (data_dir / request.reference).resolve()
+    owner = str(job.user_id) if job.user_id is not None else ""
+    if not path.is_relative_to(data_dir / "uploads" / owner):
+        raise JobError(BAD_REQUEST, "that reference is not one of this user's uploads")
+    try:  # through the file store: the bot that received it may be on another host
+        local = ctx.fetch(path.relative_to(data_dir).as_posix())
+    except FileNotFoundError:
+        raise JobError(BAD_REQUEST, "the reference photo is gone") from None
+    return load_reference(read_upload(local))
+
+
+def run_pose_job(ctx: JobContext, job: Job) -> dict[str, Any]:
+    """The worker's `pose` handler: a PoseRequest (contract/kinds.py) in, n pictures out."""
+    request = kinds.PoseRequest.from_payload(job.payload)
+    lora = _lora_for_job(ctx, job, request)
+    reference = _reference_for_job(ctx, job, request)
+    seed = request.seed if request.seed is not None else job.id
+    if not ctx.report(0.05, "painting"):
+        raise JobStopped()
+    result = pose_portraits(
+        ctx.models,
+        lora,
+        reference,
+        request.scene,
+        token=request.token,
+        cls=request.cls,
+        n=request.n,
+        seed=seed,
+        owner=str(job.user_id if job.user_id is not None else "anon"),
+        max_batch=ctx.max_batch,
+    )
+    images = [ctx.save_image(image, f"{i:02d}.jpg") for i, image in enumerate(result.images)]
+    return kinds.PoseResult(result.prompt, result.caption, images, round(result.seconds, 3), seed).to_dict()
