@@ -127,14 +127,14 @@ class Intake:
         image = IncomingImage.from_message(message)
         max_mb = settings.max_download_mb
         if image.size is not None and image.size > settings.max_download_bytes:
-            await message.answer(texts(lang, "file_too_big", size_mb=_mb(image.size), max_mb=max_mb))
+            await message.answer(_too_big(texts, lang, image.size, max_mb))
             return
         relative = Path("uploads") / str(user.id) / f"{update_id}-{image.file_unique_id}.{image.extension}"
         try:
             await _download(self.bot, image.file_id, settings.data_dir / relative)
         except TelegramBadRequest as error:
             if "too big" in error.message.lower():
-                await message.answer(texts(lang, "file_too_big", size_mb=_mb(image.size or 0), max_mb=max_mb))
+                await message.answer(_too_big(texts, lang, image.size, max_mb))
             else:
                 log.warning("update %s: download failed: %s", update_id, error)
                 await message.answer(texts(lang, "download_failed"))
@@ -185,5 +185,8 @@ async def _download(bot: Bot, file_id: str, target: Path) -> None:
     partial.replace(target)
 
 
-def _mb(size: int) -> str:
-    return f"{size / 1024 / 1024:.1f}"
+def _too_big(texts: Texts, lang: str, size: int | None, max_mb: int) -> str:
+    """The size when the update carried it (a document may come without file_size), else just the limit."""
+    if not size:
+        return texts(lang, "file_too_big_unknown", max_mb=max_mb)
+    return texts(lang, "file_too_big", size_mb=f"{size / 1024 / 1024:.1f}", max_mb=max_mb)

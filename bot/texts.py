@@ -179,6 +179,18 @@ _ERRORS_RU = {
     errors.INTERNAL: "у меня что-то сломалось. Попробуйте позже.",
 }
 
+# Issue 12: what users ran into (edits, unknown sizes, an unready painter, training in progress).
+_EN.update(
+    {
+        "file_too_big_unknown": "This file is larger than I can take (up to {max_mb} MB). Please send a smaller picture.",
+    }
+)
+_RU.update(
+    {
+        "file_too_big_unknown": "Этот файл больше, чем я принимаю (до {max_mb} МБ). Пришлите картинку поменьше.",
+    }
+)
+
 _EN.update(TRAIN_EN)
 _RU.update(TRAIN_RU)
 _EN["help"] += "\n\n" + TRAIN_EN["help_train"]

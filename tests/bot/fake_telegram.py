@@ -172,6 +172,7 @@ class FakeTelegram:
         photo_size: int | None = None,
         document: tuple[bytes, str, str] | None = None,  # (data, file name, mime type)
         document_size: int | None = None,
+        announce_size: bool = True,  # False: the update carries no file_size (Telegram may omit it)
         caption: str | None = None,
         sticker: bool = False,
         voice: bool = False,
@@ -218,8 +219,9 @@ class FakeTelegram:
                 "file_unique_id": file.unique_id,
                 "file_name": name,
                 "mime_type": mime,
-                "file_size": file.size,
             }
+            if announce_size:
+                message["document"]["file_size"] = file.size
         if sticker:
             message["sticker"] = {
                 "file_id": "sticker-1",

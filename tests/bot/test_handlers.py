@@ -210,6 +210,21 @@ async def test_files_over_20_mb_get_a_clear_message(app, telegram, photo):
     assert not app.sql("SELECT * FROM jobs")
 
 
+async def test_a_too_big_file_whose_size_the_update_did_not_carry_gets_the_limit(app, telegram, photo):
+    # No file_size in the update: only getFile tells that the file is too big.
+    big = (photo, "big.png", "image/png")
+    await say(app, telegram, EN, document=big, document_size=30 * 1024 * 1024, announce_size=False)
+    await say(app, telegram, RU, document=big, document_size=30 * 1024 * 1024, announce_size=False)
+    assert telegram.texts(EN.id) == [
+        "This file is larger than I can take (up to 20 MB). Please send a smaller picture."
+    ]
+    assert telegram.texts(RU.id) == [
+        "Этот файл больше, чем я принимаю (до 20 МБ). Пришлите картинку поменьше."
+    ]
+    assert len(telegram.sent("getFile", ok=False)) == 2
+    assert not app.sql("SELECT * FROM jobs")
+
+
 async def test_a_burst_of_50_photos_floods_neither_the_queue_nor_the_chat(app, telegram, photo):
     update_ids = [telegram.push_message(EN, photo=photo, media_group_id="burst") for _ in range(50)]
     for update_id in update_ids:
