@@ -183,11 +183,15 @@ _ERRORS_RU = {
 _EN.update(
     {
         "file_too_big_unknown": "This file is larger than I can take (up to {max_mb} MB). Please send a smaller picture.",
+        "edited_message": "I saw the edit, but I only act on new messages: please send it again as a new message.",
+        "edited_photo": "I saw the edit, but I only paint new messages: please send the photo again as a new message.",
     }
 )
 _RU.update(
     {
         "file_too_big_unknown": "Этот файл больше, чем я принимаю (до {max_mb} МБ). Пришлите картинку поменьше.",
+        "edited_message": "Я вижу правку, но отвечаю только на новые сообщения: отправьте его заново новым сообщением.",
+        "edited_photo": "Я вижу правку, но рисую только новые сообщения: отправьте фото заново новым сообщением.",
     }
 )
 

@@ -178,6 +178,7 @@ class FakeTelegram:
         voice: bool = False,
         video: bool = False,
         media_group_id: str | None = None,
+        edited: bool = False,  # an edited_message update (the message as it is after the edit)
     ) -> int:
         """Queue an update with a new message from `user` in their private chat; returns its update_id."""
         message: dict[str, Any] = {
@@ -250,6 +251,9 @@ class FakeTelegram:
                 ]
         if media_group_id is not None:
             message["media_group_id"] = media_group_id
+        if edited:
+            message["edit_date"] = message["date"] + 5
+            return self._push({"edited_message": message})
         return self._push({"message": message})
 
     def push_callback(self, user: TgUser, data: str, *, message_id: int = 1) -> int:

@@ -210,6 +210,21 @@ async def test_files_over_20_mb_get_a_clear_message(app, telegram, photo):
     assert not app.sql("SELECT * FROM jobs")
 
 
+async def test_an_edited_photo_or_command_is_answered(app, telegram, photo):
+    await say(app, telegram, EN, photo=photo, edited=True)
+    await say(app, telegram, RU, text="/style banksy", edited=True)
+    (to_en,) = telegram.sent("sendMessage", chat_id=EN.id)
+    assert (
+        to_en.params["text"].startswith("I saw the edit") and "send the photo again" in to_en.params["text"]
+    )
+    assert "reply_parameters" in to_en.params  # it answers the edited message
+    assert telegram.texts(RU.id) == [
+        "Я вижу правку, но отвечаю только на новые сообщения: отправьте его заново новым сообщением."
+    ]
+    assert not app.sql("SELECT * FROM jobs")  # an edit is not a second request
+    assert app.sql("SELECT style FROM users WHERE id = ?", (RU.id,))[0]["style"] is None
+
+
 async def test_a_too_big_file_whose_size_the_update_did_not_carry_gets_the_limit(app, telegram, photo):
     # No file_size in the update: only getFile tells that the file is too big.
     big = (photo, "big.png", "image/png")
