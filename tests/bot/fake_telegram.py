@@ -111,6 +111,7 @@ class FakeTelegram:
         self.on_poll: Callable[[int | None], None] | None = None  # called with each getUpdates' offset
         self.port = 0
         self._closing = False
+        self.downloads_missing = False  # every /file/ download answers 404 (a file gone from the server)
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property
@@ -478,7 +479,7 @@ class FakeTelegram:
         path = request.match_info["path"]
         with self._lock:
             file = next((f for f in self._files.values() if f.path == path), None)
-        if file is None:
+        if file is None or self.downloads_missing:
             raise web.HTTPNotFound()
         return web.Response(body=file.data, content_type="application/octet-stream")
 
