@@ -273,6 +273,10 @@ class FakeTelegram:
         }
         return self._push({"callback_query": callback})
 
+    def push_raw(self, body: dict[str, Any]) -> int:
+        """Queue an update exactly as given (it may lack fields a client requires); returns its update_id."""
+        return self._push(body)
+
     def _push(self, body: dict[str, Any]) -> int:
         with self._lock:
             update_id = next(self._update_ids)

@@ -316,6 +316,33 @@ async def test_updates_are_recorded_before_they_are_confirmed(app, telegram, pho
     assert unrecorded_at_confirmation == []
 
 
+async def test_an_update_aiogram_cannot_read_is_set_aside_and_the_rest_are_handled(app, telegram):
+    # A poll without `question` (an older self-hosted Bot API server), and a message without `chat`,
+    # in the same getUpdates batch as readable ones.
+    poll = {"id": "p1", "options": [], "total_voter_count": 0, "is_closed": False, "is_anonymous": True}
+    poll.update(type="regular", allows_multiple_answers=False)
+    bad_poll = telegram.push_raw({"poll": poll})
+    bad_message = telegram.push_raw(
+        {"message": {"message_id": 999, "date": 1, "from": EN.as_json(), "text": "/help"}}
+    )
+    good = telegram.push_message(RU, text="/help")
+    for update_id in (bad_poll, bad_message, good):
+        await app.handled(update_id)
+    assert "Как это работает" in telegram.texts(RU.id)[0]
+    states = {r["update_id"]: r["state"] for r in app.sql("SELECT update_id, state FROM inbox")}
+    assert states == {bad_poll: "failed", bad_message: "failed", good: "done"}
+    # Tried once, not retried with back-off; the sender whose JSON names them hears about it.
+    assert app.sql("SELECT attempts FROM inbox WHERE update_id = ?", (bad_message,))[0]["attempts"] == 1
+    await telegram.await_for(lambda: telegram.texts(EN.id), 5, "the apology")
+    assert telegram.texts(EN.id) == [
+        "Sorry, I couldn't handle that message: something broke on my side. Please try again later."
+    ]
+    # Confirmed to Telegram, so the next getUpdates moves on.
+    await telegram.await_for(lambda: telegram.confirmed_below > good, what="the offset past them")
+    later = telegram.push_message(EN, text="/start")
+    await app.handled(later)
+
+
 async def test_a_replayed_update_queues_nothing_twice(app, telegram, photo):
     update_id = await say(app, telegram, EN, photo=photo)
     # As if the bot died after recording the job but before marking the update handled.
