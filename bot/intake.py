@@ -165,8 +165,7 @@ class Intake:
             if style
             else texts(lang, "what_artists")
         )
-        # Jobs being painted come first, then the queued ones ahead in claim order.
-        ahead = await self.queue.position(job_id) + await self.queue.count_running()
+        ahead = await self.queue.jobs_ahead(job_id)
         if ahead:
             await message.answer(texts(lang, "queued_position", position=ahead, what=what))
         else:

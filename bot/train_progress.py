@@ -91,11 +91,7 @@ class TrainingProgress:
                 continue  # over: finish_training (the job's delivery) writes the last word
             user = await self.store.get_user(session.user_id)
             lang = user.lang if user else "en"
-            ahead = (
-                await self.queue.position(job.id) + await self.queue.count_running()
-                if job.state == JobState.QUEUED
-                else 0
-            )
+            ahead = await self.queue.jobs_ahead(job.id)
             text = progress_text(self.texts, lang, job, ahead)
             if self._shown.get(job.id) == text or time.monotonic() < self._next_edit.get(
                 session.chat_id, 0.0

@@ -19,7 +19,7 @@ async def status(message: Message, texts: Texts, lang: str, queue: AsyncJobQueue
         if job.state == JobState.RUNNING:
             lines.append(texts(lang, "status_running", id=job.id, percent=round(job.progress * 100)))
         else:
-            lines.append(texts(lang, "status_queued", id=job.id, position=await queue.position(job.id)))
+            lines.append(texts(lang, "status_queued", id=job.id, position=await queue.jobs_ahead(job.id)))
     queued, running = await queue.count_queued(), await queue.count_running()
     lines.append("")
     lines.append(texts(lang, "status_queue", queued=queued, running=running))

@@ -1,0 +1,73 @@
+"""What users are told about the queue and a training under way (issue 12, items 9, 11, 12).
+
+In-process bot, no worker: a "running" training is a train job claimed with the worker's own queue API
+and left running, with the progress the worker would have reported.
+"""
+
+from __future__ import annotations
+
+import re
+
+from contract.kinds import INTERACTIVE_PRIORITY, TRAIN_PRIORITY, JobKind, TrainPhase, TrainRequest
+from jobs.queue import JobQueue
+from tests.bot.conftest import InProcessBot
+from tests.bot.fake_telegram import FakeTelegram, TgUser
+
+TRAINER, LATE, A, B = TgUser(11, "en"), TgUser(12, "en"), TgUser(13, "en"), TgUser(14, "ru")
+
+
+async def say(app: InProcessBot, telegram: FakeTelegram, user: TgUser, **message) -> str:
+    """Send a message and return the bot's (last) answer to it."""
+    before = len(telegram.texts(user.id))
+    await app.handled(telegram.push_message(user, **message))
+    await telegram.await_for(lambda: len(telegram.texts(user.id)) > before, 5, "the answer")
+    return telegram.texts(user.id)[-1]
+
+
+async def start_training(app: InProcessBot, user: TgUser, *, run: bool) -> int:
+    """A training session of `user` whose job is queued, or claimed by a worker (and left running)."""
+    request = TrainRequest(photos=("selfies/x/1.jpg", "selfies/x/2.jpg", "selfies/x/3.jpg"))
+    job_id, _ = await app.queue.enqueue(
+        JobKind.TRAIN, request.to_payload(), user_id=user.id, chat_id=user.id, priority=TRAIN_PRIORITY
+    )
+    training = app.dispatcher["training"]
+    await app.store.upsert_user(user.id, user.id, user.lang or "en")
+    await training.open_session(user.id, user.id)
+    await training.mark_training(user.id, job_id)
+    sent = await app.bot.send_message(user.id, "🧠 progress")
+    await training.set_progress_message(user.id, sent.message_id)
+    if run:
+        worker = JobQueue(app.settings.db_path, worker_id="test-worker", lease_s=600)
+        try:
+            assert worker.claim(("train",)).id == job_id
+            assert worker.progress(job_id, 0.45, TrainPhase.TRAINING, eta_s=150.0)
+        finally:
+            worker.close()
+    return job_id
+
+
+def number(text: str) -> int:
+    return int(re.search(r"(\d+)", text.split(":", 1)[1] if ":" in text else text).group(1))
+
+
+async def test_every_message_counts_the_jobs_ahead_the_same_way(app, telegram, photo):
+    await start_training(app, TRAINER, run=True)
+    # A running training yields to photos: nothing is ahead of the first photo.
+    assert (await say(app, telegram, A, photo=photo)).startswith("Got it! Painting your photo")
+    status_a = await say(app, telegram, A, text="/status")
+    assert re.search(r"#\d+: waiting, 0 ahead", status_a), status_a
+
+    reply_b = await say(app, telegram, B, photo=photo)
+    assert "перед ним: 1" in reply_b
+    assert "перед ним: 1" in await say(app, telegram, B, text="/status")
+
+    # A training queued now waits for both photos and for the training that runs: 3, said in its message.
+    await start_training(app, LATE, run=False)
+    await telegram.await_for(
+        lambda: any(
+            "3 job(s) ahead" in c.params["text"] for c in telegram.sent("editMessageText", chat_id=LATE.id)
+        ),
+        10,
+        "the queued training's count",
+    )
+    assert app.sql("SELECT COUNT(*) FROM jobs WHERE priority = ?", (INTERACTIVE_PRIORITY,))[0][0] == 2
