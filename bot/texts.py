@@ -58,7 +58,7 @@ _EN = {
     "status_head": "Your photos:",
     "status_running": "• #{id}: being painted ({percent}%)",
     "status_queued": "• #{id}: waiting, {position} ahead",
-    "status_queue": "Queue: {queued} waiting, {running} being painted.",
+    "status_queue": "Queue: {queued} waiting, {running} in progress.",
     "cancel_none": "You have no waiting photos to cancel.",
     "cancel_done": "Cancelled {count} waiting photo(s).",
     "cancel_running": "The one being painted now will still arrive.",
@@ -121,7 +121,7 @@ _RU = {
     "status_head": "Ваши фото:",
     "status_running": "• №{id}: рисую ({percent}%)",
     "status_queued": "• №{id}: ждёт, перед ним: {position}",
-    "status_queue": "Очередь: ждут {queued}, рисуются {running}.",
+    "status_queue": "Очередь: ждут {queued}, в работе {running}.",
     "cancel_none": "У вас нет ожидающих фото, отменять нечего.",
     "cancel_done": "Отменено ожидающих фото: {count}.",
     "cancel_running": "То, что уже рисуется, всё равно придёт.",
@@ -185,6 +185,14 @@ _EN.update(
         "file_too_big_unknown": "This file is larger than I can take (up to {max_mb} MB). Please send a smaller picture.",
         "edited_message": "I saw the edit, but I only act on new messages: please send it again as a new message.",
         "edited_photo": "I saw the edit, but I only paint new messages: please send the photo again as a new message.",
+        "status_training": "• #{id}: training your personal model — {state}",
+        "train_state_running": "{percent}%{eta}",
+        "train_state_queued": "in the queue, {ahead} ahead",
+        "train_eta_s": " · about {seconds} s left",
+        "me_training": (
+            "I'm learning your face right now ({state}). I'll tell you when your model is ready; "
+            "then /me and /portrait paint you."
+        ),
     }
 )
 _RU.update(
@@ -192,6 +200,14 @@ _RU.update(
         "file_too_big_unknown": "Этот файл больше, чем я принимаю (до {max_mb} МБ). Пришлите картинку поменьше.",
         "edited_message": "Я вижу правку, но отвечаю только на новые сообщения: отправьте его заново новым сообщением.",
         "edited_photo": "Я вижу правку, но рисую только новые сообщения: отправьте фото заново новым сообщением.",
+        "status_training": "• №{id}: учу вашу личную модель — {state}",
+        "train_state_running": "{percent}%{eta}",
+        "train_state_queued": "в очереди, перед ним: {ahead}",
+        "train_eta_s": " · осталось около {seconds} с",
+        "me_training": (
+            "Я сейчас учу ваше лицо ({state}). Скажу, когда модель будет готова; "
+            "тогда /me и /portrait нарисуют вас."
+        ),
     }
 )
 

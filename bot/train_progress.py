@@ -29,16 +29,32 @@ log = logging.getLogger("artbooth.bot.train_progress")
 EDIT_INTERVAL_S = 3.0
 
 
+def eta_text(texts: Texts, lang: str, eta_s: float | None) -> str:
+    """' · about 40 s left' under a minute and a half, else minutes: rounded to whole minutes, a training
+    of a minute or two said "about 1 min" from start to end (issue 12)."""
+    if eta_s is None or eta_s <= 0:
+        return ""
+    if eta_s < 90:
+        return texts(lang, "train_eta_s", seconds=max(10, round(eta_s / 10) * 10))
+    return texts(lang, "train_eta", minutes=round(eta_s / 60))
+
+
 def progress_text(texts: Texts, lang: str, job: Job, ahead: int) -> str:
     if job.state == JobState.QUEUED:
         return texts(lang, "train_waiting", ahead=ahead)
     percent = round(job.progress * 100)
     preparing = TrainPhase.of(job.progress_text) == TrainPhase.CLASS_IMAGES
     phase = "train_phase_prepare" if preparing else "train_phase_learn"
-    eta = ""
-    if job.eta_s is not None and job.eta_s > 0:
-        eta = texts(lang, "train_eta", minutes=max(1, round(job.eta_s / 60)))
+    eta = eta_text(texts, lang, job.eta_s)
     return texts(lang, "train_progress", phase=texts(lang, phase), percent=percent, eta=eta)
+
+
+def training_state(texts: Texts, lang: str, job: Job, ahead: int) -> str:
+    """How far a training is, in a few words for /status and /me: '45% · about 2 min left', 'in the queue…'."""
+    if job.state == JobState.QUEUED:
+        return texts(lang, "train_state_queued", ahead=ahead)
+    eta = eta_text(texts, lang, job.eta_s)
+    return texts(lang, "train_state_running", percent=round(job.progress * 100), eta=eta)
 
 
 class TrainingProgress:

@@ -268,16 +268,14 @@ async def test_global_queue_cap(telegram, tmp_path, photo):
 
 async def test_status_and_cancel(app, telegram, photo):
     await say(app, telegram, EN, text="/status")
-    assert (
-        telegram.texts(EN.id)[-1] == "You have no photos in progress.\n\nQueue: 0 waiting, 0 being painted."
-    )
+    assert telegram.texts(EN.id)[-1] == "You have no photos in progress.\n\nQueue: 0 waiting, 0 in progress."
     await say(app, telegram, EN, photo=photo)
     await say(app, telegram, EN, photo=photo)
     first, second = jobs_of(app, EN)
     await say(app, telegram, EN, text="/status")
     assert telegram.texts(EN.id)[-1] == (
         f"Your photos:\n• #{first['id']}: waiting, 0 ahead\n• #{second['id']}: waiting, 1 ahead\n\n"
-        "Queue: 2 waiting, 0 being painted."
+        "Queue: 2 waiting, 0 in progress."
     )
     await say(app, telegram, EN, text="/cancel")
     assert telegram.texts(EN.id)[-1] == "Cancelled 2 waiting photo(s)."

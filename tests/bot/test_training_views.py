@@ -46,10 +46,6 @@ async def start_training(app: InProcessBot, user: TgUser, *, run: bool) -> int:
     return job_id
 
 
-def number(text: str) -> int:
-    return int(re.search(r"(\d+)", text.split(":", 1)[1] if ":" in text else text).group(1))
-
-
 async def test_every_message_counts_the_jobs_ahead_the_same_way(app, telegram, photo):
     await start_training(app, TRAINER, run=True)
     # A running training yields to photos: nothing is ahead of the first photo.
@@ -71,3 +67,15 @@ async def test_every_message_counts_the_jobs_ahead_the_same_way(app, telegram, p
         "the queued training's count",
     )
     assert app.sql("SELECT COUNT(*) FROM jobs WHERE priority = ?", (INTERACTIVE_PRIORITY,))[0][0] == 2
+
+
+async def test_status_shows_a_training_as_training_with_progress_and_eta(app, telegram, photo):
+    job_id = await start_training(app, TRAINER, run=True)
+    status = await say(app, telegram, TRAINER, text="/status")
+    assert f"#{job_id}: training your personal model — 45% · about 2 min left" in status
+    assert "being painted" not in status and "1 in progress" in status
+
+    late = await start_training(app, LATE, run=False)
+    await say(app, telegram, A, photo=photo)
+    status = await say(app, telegram, LATE, text="/status")
+    assert f"#{late}: training your personal model — in the queue, 2 ahead" in status
