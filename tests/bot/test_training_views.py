@@ -79,3 +79,16 @@ async def test_status_shows_a_training_as_training_with_progress_and_eta(app, te
     await say(app, telegram, A, photo=photo)
     status = await say(app, telegram, LATE, text="/status")
     assert f"#{late}: training your personal model — in the queue, 2 ahead" in status
+
+
+async def test_me_and_portrait_during_a_training_say_it_is_training(app, telegram):
+    await start_training(app, TRAINER, run=True)
+    for command in ("/me on the moon", "/portrait"):
+        answer = await say(app, telegram, TRAINER, text=command)
+        assert answer.startswith("I'm learning your face right now (45% · about 2 min left)"), answer
+        assert "/train" not in answer
+    await start_training(app, B, run=False)
+    assert "(в очереди, перед ним: 1)" in await say(app, telegram, B, text="/me на луне")
+    assert not app.sql("SELECT 1 FROM jobs WHERE kind = 'portrait'")
+    # Without a training, the way to start one.
+    assert "send /train" in await say(app, telegram, A, text="/portrait")
