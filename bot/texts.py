@@ -189,6 +189,8 @@ _EN.update(
         "train_state_running": "{percent}%{eta}",
         "train_state_queued": "in the queue, {ahead} ahead",
         "train_eta_s": " · about {seconds} s left",
+        "train_progress_done": "🧠 Training: 100% — done, see below.",
+        "train_progress_failed": "🧠 Training stopped — see below.",
         "me_training": (
             "I'm learning your face right now ({state}). I'll tell you when your model is ready; "
             "then /me and /portrait paint you."
@@ -204,6 +206,8 @@ _RU.update(
         "train_state_running": "{percent}%{eta}",
         "train_state_queued": "в очереди, перед ним: {ahead}",
         "train_eta_s": " · осталось около {seconds} с",
+        "train_progress_done": "🧠 Обучение: 100% — готово, см. ниже.",
+        "train_progress_failed": "🧠 Обучение остановлено — см. ниже.",
         "me_training": (
             "Я сейчас учу ваше лицо ({state}). Скажу, когда модель будет готова; "
             "тогда /me и /portrait нарисуют вас."

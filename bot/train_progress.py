@@ -3,7 +3,8 @@
 `TrainingProgress` runs beside the delivery loop: for every session in 'training' it edits the one
 progress message sent at /done, only when the text changed and at most once per 3 s per chat (Telegram's
 limit for edits), and it waits out a `retry_after`. `finish_training` is the train job's delivery: the
-deliveries row makes it happen exactly once, like a stylize album.
+deliveries row makes it happen exactly once, like a stylize album; its word is a new message (Telegram
+does not notify about edits), and the progress message is edited to say that it ended.
 """
 
 from __future__ import annotations
@@ -145,17 +146,15 @@ async def finish_training(
         await training.set_lora(job.user_id, trained.lora, trained.cls, trained.token)
         if session is not None and session.job_id == job.id:
             await training.close_session(job.user_id, delete_selfies=not settings.keep_selfies)
-        text = texts(lang, "train_ready")
+        text, last_progress = texts(lang, "train_ready"), texts(lang, "train_progress_done")
     else:
         await training.back_to_collecting(job.user_id, job.id)
         text = texts(lang, "train_failed", reason=texts.error_reason(lang, job.error_code))
+        last_progress = texts(lang, "train_progress_failed")
     if progress_message is not None:
-        try:
-            edited = await bot.edit_message_text(text=text, chat_id=job.chat_id, message_id=progress_message)
-            if isinstance(edited, Message):
-                return edited
-        except TelegramBadRequest as error:  # deleted by the user, too old to edit...: say it anew
-            log.info(
-                "job %s: cannot edit the progress message (%s); sending a new one", job.id, error.message
-            )
+        try:  # the progress message stops at its end rather than at the last percentage it showed
+            await bot.edit_message_text(text=last_progress, chat_id=job.chat_id, message_id=progress_message)
+        except TelegramBadRequest as error:  # deleted by the user, too old, already edited (a replay)
+            log.info("job %s: cannot edit the progress message: %s", job.id, error.message)
+    # A new message, not only an edit: Telegram does not notify about edits, and the user may be away.
     return await bot.send_message(job.chat_id, text)

@@ -30,6 +30,7 @@ async def start_training(app: InProcessBot, user: TgUser, *, run: bool) -> int:
     job_id, _ = await app.queue.enqueue(
         JobKind.TRAIN, request.to_payload(), user_id=user.id, chat_id=user.id, priority=TRAIN_PRIORITY
     )
+    await app.store.add_delivery(job_id, None)  # its end is delivered like an album (bot/train_progress.py)
     training = app.dispatcher["training"]
     await app.store.upsert_user(user.id, user.id, user.lang or "en")
     await training.open_session(user.id, user.id)
@@ -92,3 +93,28 @@ async def test_me_and_portrait_during_a_training_say_it_is_training(app, telegra
     assert not app.sql("SELECT 1 FROM jobs WHERE kind = 'portrait'")
     # Without a training, the way to start one.
     assert "send /train" in await say(app, telegram, A, text="/portrait")
+
+
+async def test_the_end_of_a_training_is_a_new_message_success_or_failure(app, telegram):
+    worker = JobQueue(app.settings.db_path, worker_id="test-worker", lease_s=600)
+    try:
+        for user, ok in ((TRAINER, False), (A, True)):
+            job_id = await start_training(app, user, run=False)
+            assert worker.claim(("train",)).id == job_id
+            if ok:
+                lora = app.settings.data_dir / "loras" / str(user.id) / "lora.safetensors"
+                lora.parent.mkdir(parents=True)
+                lora.write_bytes(b"weights")
+                worker.finish(
+                    job_id, {"lora": f"loras/{user.id}/lora.safetensors", "class": "man", "token": "sks"}
+                )
+            else:
+                worker.fail(job_id, "out_of_memory", "CUDA out of memory")
+    finally:
+        worker.close()
+    failed = await telegram.await_for(lambda: telegram.texts(TRAINER.id)[1:], 10, "the failure")
+    assert failed[0].startswith("❌ The training didn't work: the painter ran out of memory")
+    ready = await telegram.await_for(lambda: telegram.texts(A.id)[1:], 10, "ready")
+    assert ready[0].startswith("✅ Your personal model is ready!")
+    endings = [c.params["text"] for c in telegram.sent("editMessageText")]
+    assert "🧠 Training stopped — see below." in endings and "🧠 Training: 100% — done, see below." in endings
