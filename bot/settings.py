@@ -50,6 +50,10 @@ class BotSettings(BaseSettings):
     worker_stop_timeout_s: float = Field(12.0, gt=0)  # SIGTERM, then SIGKILL after this long
     log_level: str = "INFO"
 
+    # Flood control (bot/pacing.py): Telegram allows about 1 message/s per chat and 30/s in all.
+    send_interval_per_chat_s: float = Field(1.0, ge=0)
+    sends_per_s: float = Field(25.0, gt=0)  # below 30: arrival jitter must not tip a second over
+
     @field_validator("bot_token")
     @classmethod
     def _token_shape(cls, value: SecretStr) -> SecretStr:
