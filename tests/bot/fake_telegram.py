@@ -418,18 +418,18 @@ class FakeTelegram:
             failure = failures.pop(0) if failures else None
             if method != "getUpdates":  # polled all the time: counted in `fetches` instead
                 self.calls.append(call)
-            if failure is None and self.limits is not None and FloodLimits.limited(method):
-                if (seconds := self.limits.check(call, arrived)) is not None:
-                    self.limits.refused.append(call)
-                    failure = _Failure(
-                        {
-                            "ok": False,
-                            "error_code": 429,
-                            "description": f"Too Many Requests: retry after {seconds}",
-                            "parameters": {"retry_after": seconds},
-                        },
-                        429,
-                    )
+            limited = failure is None and self.limits is not None and FloodLimits.limited(method)
+            if limited and (seconds := self.limits.check(call, arrived)) is not None:
+                self.limits.refused.append(call)
+                failure = _Failure(
+                    {
+                        "ok": False,
+                        "error_code": 429,
+                        "description": f"Too Many Requests: retry after {seconds}",
+                        "parameters": {"retry_after": seconds},
+                    },
+                    429,
+                )
         if failure is not None:
             call.ok = False
             if failure.disconnect:
