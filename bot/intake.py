@@ -18,6 +18,7 @@ from aiogram.types import Message
 
 from bot.limits import NoticeLimiter, check_admission
 from bot.settings import BotSettings
+from bot.supervisor import PainterState
 from bot.texts import Texts
 from contract.kinds import INTERACTIVE_PRIORITY, JobKind, StylizeRequest
 from contract.styles import ARTISTS, get_style
@@ -85,9 +86,12 @@ class Intake:
         texts: Texts,
         settings: BotSettings,
         notices: NoticeLimiter,
+        *,
+        painter: PainterState | None = None,
     ):
         self.bot, self.store, self.queue, self.texts, self.settings = bot, store, queue, texts, settings
         self.notices = notices
+        self.painter = painter or PainterState()
         # An album's caption comes with its first photo only: remember its one-off style for the rest.
         self._album_styles: dict[str, tuple[bool, str | None]] = {}
 
@@ -166,6 +170,9 @@ class Intake:
             else texts(lang, "what_artists")
         )
         ahead = await self.queue.jobs_ahead(job_id)
+        if self.painter.not_ready:  # the job stays queued: painted once the worker starts
+            await message.answer(texts(lang, "painter_not_ready"))
+            return
         if ahead:
             await message.answer(texts(lang, "queued_position", position=ahead, what=what))
         else:

@@ -191,6 +191,11 @@ _EN.update(
         "train_eta_s": " · about {seconds} s left",
         "train_progress_done": "🧠 Training: 100% — done, see below.",
         "train_progress_failed": "🧠 Training stopped — see below.",
+        "painter_not_ready": (
+            "Got it, but the painter isn't ready yet (it is being set up). Your photo is kept in the queue "
+            "and I'll send the pictures once it's ready; /status shows it, /cancel cancels it. "
+            "Please try again later if nothing comes."
+        ),
         "me_training": (
             "I'm learning your face right now ({state}). I'll tell you when your model is ready; "
             "then /me and /portrait paint you."
@@ -208,6 +213,11 @@ _RU.update(
         "train_eta_s": " · осталось около {seconds} с",
         "train_progress_done": "🧠 Обучение: 100% — готово, см. ниже.",
         "train_progress_failed": "🧠 Обучение остановлено — см. ниже.",
+        "painter_not_ready": (
+            "Принято, но художник пока не готов (его настраивают). Фото сохранено в очереди, "
+            "и я пришлю картины, как только он будет готов; /status покажет его, /cancel отменит. "
+            "Если ничего не придёт, попробуйте позже."
+        ),
         "me_training": (
             "Я сейчас учу ваше лицо ({state}). Скажу, когда модель будет готова; "
             "тогда /me и /portrait нарисуют вас."

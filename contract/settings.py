@@ -55,3 +55,9 @@ class SharedSettings:
     def to_env(self) -> dict[str, str]:
         """The environment that gives a child process (the embedded worker) these same values."""
         return {"DATA_DIR": str(Path(self.data_dir).resolve()), "MODELS": self.models, "DEVICE": self.device}
+
+
+# The worker's exit status for "cannot start as configured" (weights missing, no such device): the embedded
+# worker's supervisor (bot/supervisor.py) then stops restarting it in a tight loop and tells users that the
+# painter is not ready. 78 is sysexits' EX_CONFIG.
+CONFIG_ERROR_EXIT = 78

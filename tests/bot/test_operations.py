@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,35 @@ def test_the_bot_token_never_reaches_the_log(server, tmp_path: Path):
     secret = TOKEN.split(":", 1)[1]
     assert TOKEN not in log and secret not in log  # ...but never the token
     assert "/file/bot<redacted>/" in log
+
+
+def test_a_worker_without_weights_is_not_restarted_in_a_loop_and_users_hear_why(server, tmp_path: Path):
+    # The default preset with no weights and no network: the worker exits with its configuration status.
+    bot = BotProcess(
+        server,
+        tmp_path / "data",
+        MODELS="sd15",
+        HF_HUB_OFFLINE="1",
+        HF_HOME=str(tmp_path / "hf"),
+        WORKER_CONFIG_RETRY_S="300",
+    ).start()
+    try:
+        server.wait_for(lambda: "cannot start as configured" in bot.log(), 120, "the supervisor's line")
+        server.push_message(USER, photo=make_photo())
+        reply = server.wait_for(lambda: server.texts(USER.id), 30, "the reply")[0]
+        time.sleep(3)  # a tight loop would have restarted the worker by now
+        log = bot.log()
+        rows = (
+            sqlite3.connect(tmp_path / "data" / "artbooth.sqlite3")
+            .execute("SELECT state FROM jobs")
+            .fetchall()
+        )
+        bot.terminate()
+    finally:
+        bot.cleanup()
+    assert reply.startswith("Got it, but the painter isn't ready yet") and "kept in the queue" in reply
+    assert rows == [("queued",)]  # kept, to be painted once the operator fixes the worker
+    assert log.count("worker started") == 1 and log.count("cannot start as configured") == 1
+    [line] = [ln for ln in log.splitlines() if ln.startswith("error: model_missing")]
+    assert "`hf download stable-diffusion-v1-5/stable-diffusion-v1-5`" in line
+    assert "Traceback" not in log
