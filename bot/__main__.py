@@ -45,6 +45,9 @@ def main() -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from bot.log_redaction import redact_token_in_logs
+
+    redact_token_in_logs(settings.bot_token.get_secret_value())
     from bot.app import FatalError, run
 
     try:

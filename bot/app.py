@@ -24,7 +24,7 @@ from bot.middlewares import UserMiddleware
 from bot.pose_intake import POSE_WAIT_S, PoseDesk
 from bot.selfie_intake import SelfieDesk
 from bot.settings import BotSettings
-from bot.supervisor import WorkerSupervisor
+from bot.supervisor import PainterState, WorkerSupervisor
 from bot.telegram import create_bot
 from bot.texts import Texts
 from jobs.aio import AsyncDb, AsyncJobQueue, open_db
@@ -40,19 +40,25 @@ class FatalError(Exception):
     """Something only the operator can fix (a rejected token): one line, exit code 2."""
 
 
-def build_dispatcher(bot: Bot, db: AsyncDb, settings: BotSettings) -> Dispatcher:
+def build_dispatcher(
+    bot: Bot, db: AsyncDb, settings: BotSettings, painter: PainterState | None = None
+) -> Dispatcher:
     store, queue, texts = BotStore(db), AsyncJobQueue(db), Texts()
+    painter = painter or PainterState()  # embedded: the supervisor's; external: always ready
     dispatcher = Dispatcher(
         db=db,
         store=store,
         queue=queue,
         texts=texts,
         settings=settings,
-        intake=Intake(bot, store, queue, texts, settings, NoticeLimiter(settings.notice_interval_s)),
+        intake=Intake(
+            bot, store, queue, texts, settings, NoticeLimiter(settings.notice_interval_s), painter=painter
+        ),
     )
     files = open_files(settings.shared)  # FILE_STORE: DATA_DIR, or the database for several hosts
     training = TrainingStore(db, settings.data_dir, files)
     dispatcher["files"] = files
+    dispatcher["painter"] = painter
     dispatcher["training"] = training
     dispatcher["selfies"] = SelfieDesk(bot, store, training, queue, texts, settings)
     dispatcher["forgetter"] = Forgetter(store, queue, files, settings.worker_lease_s)
@@ -69,7 +75,8 @@ async def run(settings: BotSettings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = await open_db(settings.database)  # applies migrations/ (the same runner as the worker)
     bot = create_bot(settings)
-    supervisor = WorkerSupervisor(settings) if settings.inference == "embedded" else None
+    painter = PainterState()
+    supervisor = WorkerSupervisor(settings, painter=painter) if settings.inference == "embedded" else None
     stop = _stop_on_signals()  # from the first moment: SIGTERM while Telegram is unreachable stops us too
     tasks: list[asyncio.Task] = []
 
@@ -79,7 +86,7 @@ async def run(settings: BotSettings) -> None:
     try:
         if supervisor:
             start(supervisor.run(), "worker supervisor")  # the worker loads its models meanwhile
-        start(_serve(bot, db, settings, start), "start-up")
+        start(_serve(bot, db, settings, start, painter), "start-up")
         await _until_stopped_or_crash(tasks, stop)
     finally:
         await _shutdown(tasks, supervisor)
@@ -88,12 +95,12 @@ async def run(settings: BotSettings) -> None:
         log.info("bot stopped")
 
 
-async def _serve(bot: Bot, db: AsyncDb, settings: BotSettings, start: Any) -> None:
+async def _serve(bot: Bot, db: AsyncDb, settings: BotSettings, start: Any, painter: PainterState) -> None:
     """Once Telegram answers: the dispatcher, the command menu, and the loops that poll, handle and deliver."""
     me = await _get_me(bot)
     api = settings.telegram_api_base or "api.telegram.org"
     log.info("bot @%s (id %s) on %s, inference %s", me.username, me.id, api, settings.inference)
-    dispatcher = build_dispatcher(bot, db, settings)
+    dispatcher = build_dispatcher(bot, db, settings, painter)
     store, texts = dispatcher["store"], dispatcher["texts"]
     try:
         await set_commands(bot, texts)

@@ -11,6 +11,12 @@ loses them. Here the two halves are split:
   (a photo's job has dedup_key 'tg:<update_id>'), so a replay does not queue a photo twice.
 
 Updates of one user are handled in order (one lock per user), different users concurrently.
+
+getUpdates' answer is read as plain JSON and each update is parsed on its own: aiogram parses the whole
+batch at once, so one update it cannot read (a field it requires that an older self-hosted Bot API server
+does not send) failed the batch, and retrying the same offset wedged the bot for everyone. An unreadable
+update is recorded like any other, and the processor sets it aside at its first attempt (logged once; its
+sender, when the JSON names one, hears that the message could not be handled).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from aiogram.methods import GetUpdates
 from aiogram.types import Update
 from aiogram.types.update import UpdateTypeLookupError
 from aiogram.utils.backoff import Backoff, BackoffConfig
+from pydantic import ValidationError
 
 from bot.loops import IterationGuard
 from jobs.store import BotStore, InboxRow
@@ -44,6 +51,22 @@ def update_user_id(update: Update) -> int | None:
     except UpdateTypeLookupError:
         return None
     return user.id if user else None
+
+
+def raw_user_id(raw: dict[str, Any]) -> int | None:
+    """The sender of an update aiogram cannot parse, read from its JSON (message.from, poll_answer.user...)."""
+    for value in raw.values():
+        if isinstance(value, dict):
+            sender = value.get("from") or value.get("user")
+            if isinstance(sender, dict) and isinstance(sender.get("id"), int):
+                return sender["id"]
+    return None
+
+
+class GetRawUpdates(GetUpdates):
+    """getUpdates whose answer stays JSON, so that the updates are parsed one by one (see the docstring)."""
+
+    __returning__ = list[dict[str, Any]]
 
 
 class UpdatePoller:
@@ -70,10 +93,13 @@ class UpdatePoller:
             try:
                 if not offset_known:
                     offset, offset_known = await self.store.next_offset(), True
-                updates = await self._get_updates(offset, backoff)
-                if updates:
+                batch = await self._get_updates(offset, backoff)
+                updates, unreadable = self.parse(batch)
+                if updates or unreadable:
                     await self.record(updates)
-                    offset = updates[-1].update_id + 1  # confirmed with the next call, after they are on disk
+                    await self.record_unreadable(unreadable)
+                    last = max([u.update_id for u in updates] + [u["update_id"] for u in unreadable])
+                    offset = last + 1  # confirmed with the next call, after they are on disk
                     self.on_recorded()
             except TelegramUnauthorizedError:
                 raise  # a revoked token: nothing to retry
@@ -82,8 +108,8 @@ class UpdatePoller:
                 continue
             guard.succeeded()
 
-    async def _get_updates(self, offset: int | None, backoff: Backoff) -> list[Update]:
-        request = GetUpdates(offset=offset, timeout=self.timeout_s, allowed_updates=self.allowed_updates)
+    async def _get_updates(self, offset: int | None, backoff: Backoff) -> list[dict[str, Any]]:
+        request = GetRawUpdates(offset=offset, timeout=self.timeout_s, allowed_updates=self.allowed_updates)
         try:
             updates = await self.bot(request, request_timeout=self.timeout_s + 30)
         except TelegramUnauthorizedError:
@@ -101,6 +127,30 @@ class UpdatePoller:
             return []
         backoff.reset()
         return updates
+
+    def parse(self, batch: list[dict[str, Any]]) -> tuple[list[Update], list[dict[str, Any]]]:
+        """(updates, unreadable ones). Without an integer update_id there is nothing to record or confirm."""
+        updates, unreadable = [], []
+        for raw in batch:
+            try:
+                updates.append(Update.model_validate(raw, context={"bot": self.bot}))
+            except ValidationError as error:
+                if not isinstance(raw.get("update_id"), int):
+                    log.error("an update without an update_id, skipped: %.300s", raw)
+                    continue
+                log.error(
+                    "update %s: cannot be read (%s error(s), first: %s); recorded and set aside",
+                    raw["update_id"],
+                    error.error_count(),
+                    _first_error(error),
+                )
+                unreadable.append(raw)
+        return updates, unreadable
+
+    async def record_unreadable(self, raws: Iterable[dict[str, Any]]) -> None:
+        """Recorded as received: the processor fails to parse it once and sets it aside (see _handle)."""
+        for raw in raws:
+            await self.store.record_update(raw["update_id"], raw_user_id(raw), raw)
 
     async def record(self, updates: Iterable[Update]) -> None:
         for update in updates:
@@ -173,6 +223,11 @@ class InboxProcessor:
                 return
             try:
                 update = Update.model_validate(row.payload, context={"bot": self.bot})
+            except ValidationError as error:  # the same JSON will never parse: no retries
+                log.error("update %s: unreadable (%s), set aside", row.update_id, _first_error(error))
+                await self._give_up(row)
+                return
+            try:
                 await self.dispatcher.feed_update(self.bot, update)
             except asyncio.CancelledError:
                 raise
@@ -225,3 +280,8 @@ class _UserLock:
             del self.locks[self.user_id]
         else:
             self.locks[self.user_id] = (lock, users - 1)
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"

@@ -20,6 +20,7 @@ from aiogram.types import Message
 from bot.fast_mode import Schedule, choose_schedule
 from bot.limits import NoticeLimiter, check_admission
 from bot.settings import BotSettings
+from bot.supervisor import PainterState
 from bot.texts import Texts
 from contract.kinds import INTERACTIVE_PRIORITY, JobKind, StylizeRequest
 from contract.styles import ARTISTS, get_style
@@ -88,10 +89,13 @@ class Intake:
         texts: Texts,
         settings: BotSettings,
         notices: NoticeLimiter,
+        *,
+        painter: PainterState | None = None,
     ):
         self.bot, self.store, self.queue, self.texts, self.settings = bot, store, queue, texts, settings
         self.notices = notices
         self.files = open_files(settings.shared)
+        self.painter = painter or PainterState()
         # An album's caption comes with its first photo only: remember its one-off style for the rest.
         self._album_styles: dict[str, tuple[bool, str | None]] = {}
 
@@ -131,7 +135,7 @@ class Intake:
         image = IncomingImage.from_message(message)
         max_mb = settings.max_download_mb
         if image.size is not None and image.size > settings.max_download_bytes:
-            await message.answer(texts(lang, "file_too_big", size_mb=_mb(image.size), max_mb=max_mb))
+            await message.answer(_too_big(texts, lang, image.size, max_mb))
             return
         relative = Path("uploads") / str(user.id) / f"{update_id}-{image.file_unique_id}.{image.extension}"
         try:
@@ -139,7 +143,7 @@ class Intake:
             await asyncio.to_thread(self.files.publish, relative.as_posix())  # for workers on other hosts
         except TelegramBadRequest as error:
             if "too big" in error.message.lower():
-                await message.answer(texts(lang, "file_too_big", size_mb=_mb(image.size or 0), max_mb=max_mb))
+                await message.answer(_too_big(texts, lang, image.size, max_mb))
             else:
                 log.warning("update %s: download failed: %s", update_id, error)
                 await message.answer(texts(lang, "download_failed"))
@@ -177,8 +181,10 @@ class Intake:
             if style
             else texts(lang, "what_artists")
         )
-        # Jobs being painted come first, then the queued ones ahead in claim order.
-        ahead = await self.queue.position(job_id) + await self.queue.count_running()
+        ahead = await self.queue.jobs_ahead(job_id)
+        if self.painter.not_ready:  # the job stays queued: painted once the worker starts
+            await message.answer(texts(lang, "painter_not_ready"))
+            return
         if ahead:
             reply = texts(lang, "queued_position", position=ahead, what=what)
         else:
@@ -200,5 +206,8 @@ async def _download(bot: Bot, file_id: str, target: Path) -> None:
     partial.replace(target)
 
 
-def _mb(size: int) -> str:
-    return f"{size / 1024 / 1024:.1f}"
+def _too_big(texts: Texts, lang: str, size: int | None, max_mb: int) -> str:
+    """The size when the update carried it (a document may come without file_size), else just the limit."""
+    if not size:
+        return texts(lang, "file_too_big_unknown", max_mb=max_mb)
+    return texts(lang, "file_too_big", size_mb=f"{size / 1024 / 1024:.1f}", max_mb=max_mb)

@@ -53,7 +53,14 @@ class BotSettings(BaseSettings):
     chat_action_every_s: float = Field(4.0, gt=0)  # Telegram shows an action for 5 s
     worker_lease_s: float = Field(60.0, gt=0)  # the embedded worker's --lease
     worker_stop_timeout_s: float = Field(12.0, gt=0)  # SIGTERM, then SIGKILL after this long
+    worker_config_retry_s: float = Field(
+        300.0, gt=0
+    )  # a worker that cannot start as configured: retry this often
     log_level: str = "INFO"
+
+    # Flood control (bot/pacing.py): Telegram allows about 1 message/s per chat and 30/s in all.
+    send_interval_per_chat_s: float = Field(1.0, ge=0)
+    sends_per_s: float = Field(25.0, gt=0)  # below 30: arrival jitter must not tip a second over
 
     @field_validator("bot_token")
     @classmethod

@@ -4,6 +4,11 @@ The worker runs in its own process group, so stopping it reaches anything it sta
 finishes or releases its job), then SIGKILL after worker_stop_timeout_s. If the bot itself is killed
 with -9, bot/orphan_guard.py has the kernel send the worker a SIGTERM. When the worker dies on its own,
 its group is killed before the next one starts. In the container, tini (PID 1) reaps what is left.
+
+A worker that exits with CONFIG_ERROR_EXIT cannot start as configured (weights missing, no such device):
+restarting it at once only repeats its error line. The supervisor logs one line that says so, tries
+again every `config_retry_s` (the operator may have fixed it meanwhile), and sets `painter.not_ready`,
+which the bot's replies read: users hear that the painter is not ready, and their photos stay queued.
 """
 
 from __future__ import annotations
@@ -17,8 +22,18 @@ import sys
 import time
 
 from bot.settings import BotSettings
+from contract.settings import CONFIG_ERROR_EXIT
 
 log = logging.getLogger("artbooth.bot.supervisor")
+
+READY_AFTER_S = 15.0  # a worker alive this long got past loading its models
+
+
+class PainterState:
+    """What the bot tells users about the painter. `not_ready` is set by the supervisor (embedded mode)."""
+
+    def __init__(self) -> None:
+        self.not_ready = False
 
 
 class WorkerSupervisor:
@@ -29,8 +44,12 @@ class WorkerSupervisor:
         min_backoff_s: float = 1.0,
         max_backoff_s: float = 60.0,
         healthy_after_s: float = 60.0,
+        config_retry_s: float | None = None,
+        painter: PainterState | None = None,
     ):
         self.settings = settings
+        self.config_retry_s = settings.worker_config_retry_s if config_retry_s is None else config_retry_s
+        self.painter = painter or PainterState()
         self.min_backoff_s, self.max_backoff_s = min_backoff_s, max_backoff_s
         self.healthy_after_s = healthy_after_s
         self.process: asyncio.subprocess.Process | None = None
@@ -56,16 +75,40 @@ class WorkerSupervisor:
             )
             self.starts += 1
             log.info("worker started (pid %s)", self.process.pid)
-            code = await self.process.wait()
+            code = await self._wait_marking_ready(self.process)
             # What the dead worker started (a killed worker's grandchild) must not live beside the next one.
             _signal_group(self.process.pid, signal.SIGKILL)
             if self._stopping:
                 return
+            if code == CONFIG_ERROR_EXIT:
+                self._config_error()
+                await asyncio.sleep(self.config_retry_s)
+                continue
             if time.monotonic() - started > self.healthy_after_s:
                 backoff = self.min_backoff_s
             log.error("worker exited with code %s; restarting in %.0fs", code, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
+
+    async def _wait_marking_ready(self, process: asyncio.subprocess.Process) -> int:
+        """The worker's exit code; a worker that outlives its loading clears `not_ready` (it was fixed)."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(process.wait()), READY_AFTER_S)
+        except TimeoutError:
+            if self.painter.not_ready:
+                log.warning("worker is running again: the painter is ready")
+            self.painter.not_ready = False
+            return await process.wait()
+
+    def _config_error(self) -> None:
+        if not self.painter.not_ready:  # one line per outage, not one per retry
+            log.error(
+                "worker cannot start as configured (exit code %s; its error line is above): users are told "
+                "the painter is not ready and their photos stay queued; trying again every %.0fs",
+                CONFIG_ERROR_EXIT,
+                self.config_retry_s,
+            )
+        self.painter.not_ready = True
 
     async def stop(self) -> None:
         self._stopping = True

@@ -59,7 +59,7 @@ _EN = {
     "status_head": "Your photos:",
     "status_running": "• #{id}: being painted ({percent}%)",
     "status_queued": "• #{id}: waiting, {position} ahead",
-    "status_queue": "Queue: {queued} waiting, {running} being painted.",
+    "status_queue": "Queue: {queued} waiting, {running} in progress.",
     "cancel_none": "You have no waiting photos to cancel.",
     "cancel_done": "Cancelled {count} waiting photo(s).",
     "cancel_running": "The one being painted now will still arrive.",
@@ -122,7 +122,7 @@ _RU = {
     "status_head": "Ваши фото:",
     "status_running": "• №{id}: рисую ({percent}%)",
     "status_queued": "• №{id}: ждёт, перед ним: {position}",
-    "status_queue": "Очередь: ждут {queued}, рисуются {running}.",
+    "status_queue": "Очередь: ждут {queued}, в работе {running}.",
     "cancel_none": "У вас нет ожидающих фото, отменять нечего.",
     "cancel_done": "Отменено ожидающих фото: {count}.",
     "cancel_running": "То, что уже рисуется, всё равно придёт.",
@@ -199,6 +199,24 @@ _EN.update(
         "fast_mark": "⚡ quick version",
         "cmd_settings": "quality or speed",
         "help_fast": "<b>Quality or speed</b>: /settings chooses quick versions in a few steps instead of the full painting. When I'm very busy, everyone gets quick versions for a while.",
+        "file_too_big_unknown": "This file is larger than I can take (up to {max_mb} MB). Please send a smaller picture.",
+        "edited_message": "I saw the edit, but I only act on new messages: please send it again as a new message.",
+        "edited_photo": "I saw the edit, but I only paint new messages: please send the photo again as a new message.",
+        "status_training": "• #{id}: training your personal model — {state}",
+        "train_state_running": "{percent}%{eta}",
+        "train_state_queued": "in the queue, {ahead} ahead",
+        "train_eta_s": " · about {seconds} s left",
+        "train_progress_done": "🧠 Training: 100% — done, see below.",
+        "train_progress_failed": "🧠 Training stopped — see below.",
+        "painter_not_ready": (
+            "Got it, but the painter isn't ready yet (it is being set up). Your photo is kept in the queue "
+            "and I'll send the pictures once it's ready; /status shows it, /cancel cancels it. "
+            "Please try again later if nothing comes."
+        ),
+        "me_training": (
+            "I'm learning your face right now ({state}). I'll tell you when your model is ready; "
+            "then /me and /portrait paint you."
+        ),
     }
 )
 _RU.update(
@@ -219,6 +237,24 @@ _RU.update(
         "fast_mark": "⚡ быстрая версия",
         "cmd_settings": "качество или скорость",
         "help_fast": "<b>Качество или скорость</b>: /settings выбирает быстрые версии в несколько шагов вместо полной картины. Когда работы очень много, быстрые версии на время получают все.",
+        "file_too_big_unknown": "Этот файл больше, чем я принимаю (до {max_mb} МБ). Пришлите картинку поменьше.",
+        "edited_message": "Я вижу правку, но отвечаю только на новые сообщения: отправьте его заново новым сообщением.",
+        "edited_photo": "Я вижу правку, но рисую только новые сообщения: отправьте фото заново новым сообщением.",
+        "status_training": "• №{id}: учу вашу личную модель — {state}",
+        "train_state_running": "{percent}%{eta}",
+        "train_state_queued": "в очереди, перед ним: {ahead}",
+        "train_eta_s": " · осталось около {seconds} с",
+        "train_progress_done": "🧠 Обучение: 100% — готово, см. ниже.",
+        "train_progress_failed": "🧠 Обучение остановлено — см. ниже.",
+        "painter_not_ready": (
+            "Принято, но художник пока не готов (его настраивают). Фото сохранено в очереди, "
+            "и я пришлю картины, как только он будет готов; /status покажет его, /cancel отменит. "
+            "Если ничего не придёт, попробуйте позже."
+        ),
+        "me_training": (
+            "Я сейчас учу ваше лицо ({state}). Скажу, когда модель будет готова; "
+            "тогда /me и /portrait нарисуют вас."
+        ),
     }
 )
 

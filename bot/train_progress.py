@@ -3,7 +3,8 @@
 `TrainingProgress` runs beside the delivery loop: for every session in 'training' it edits the one
 progress message sent at /done, only when the text changed and at most once per 3 s per chat (Telegram's
 limit for edits), and it waits out a `retry_after`. `finish_training` is the train job's delivery: the
-deliveries row makes it happen exactly once, like a stylize album.
+deliveries row makes it happen exactly once, like a stylize album; its word is a new message (Telegram
+does not notify about edits), and the progress message is edited to say that it ended.
 """
 
 from __future__ import annotations
@@ -30,16 +31,32 @@ log = logging.getLogger("artbooth.bot.train_progress")
 EDIT_INTERVAL_S = 3.0
 
 
+def eta_text(texts: Texts, lang: str, eta_s: float | None) -> str:
+    """' · about 40 s left' under a minute and a half, else minutes: rounded to whole minutes, a training
+    of a minute or two said "about 1 min" from start to end (issue 12)."""
+    if eta_s is None or eta_s <= 0:
+        return ""
+    if eta_s < 90:
+        return texts(lang, "train_eta_s", seconds=max(10, round(eta_s / 10) * 10))
+    return texts(lang, "train_eta", minutes=round(eta_s / 60))
+
+
 def progress_text(texts: Texts, lang: str, job: Job, ahead: int) -> str:
     if job.state == JobState.QUEUED:
         return texts(lang, "train_waiting", ahead=ahead)
     percent = round(job.progress * 100)
     preparing = TrainPhase.of(job.progress_text) == TrainPhase.CLASS_IMAGES
     phase = "train_phase_prepare" if preparing else "train_phase_learn"
-    eta = ""
-    if job.eta_s is not None and job.eta_s > 0:
-        eta = texts(lang, "train_eta", minutes=max(1, round(job.eta_s / 60)))
+    eta = eta_text(texts, lang, job.eta_s)
     return texts(lang, "train_progress", phase=texts(lang, phase), percent=percent, eta=eta)
+
+
+def training_state(texts: Texts, lang: str, job: Job, ahead: int) -> str:
+    """How far a training is, in a few words for /status and /me: '45% · about 2 min left', 'in the queue…'."""
+    if job.state == JobState.QUEUED:
+        return texts(lang, "train_state_queued", ahead=ahead)
+    eta = eta_text(texts, lang, job.eta_s)
+    return texts(lang, "train_state_running", percent=round(job.progress * 100), eta=eta)
 
 
 class TrainingProgress:
@@ -92,11 +109,7 @@ class TrainingProgress:
                 continue  # over: finish_training (the job's delivery) writes the last word
             user = await self.store.get_user(session.user_id)
             lang = user.lang if user else "en"
-            ahead = (
-                await self.queue.position(job.id) + await self.queue.count_running()
-                if job.state == JobState.QUEUED
-                else 0
-            )
+            ahead = await self.queue.jobs_ahead(job.id)
             text = progress_text(self.texts, lang, job, ahead)
             if self._shown.get(job.id) == text or time.monotonic() < self._next_edit.get(
                 session.chat_id, 0.0
@@ -134,17 +147,15 @@ async def finish_training(
         await training.set_lora(job.user_id, trained.lora, trained.cls, trained.token)
         if session is not None and session.job_id == job.id:
             await training.close_session(job.user_id, delete_selfies=not settings.keep_selfies)
-        text = texts(lang, "train_ready")
+        text, last_progress = texts(lang, "train_ready"), texts(lang, "train_progress_done")
     else:
         await training.back_to_collecting(job.user_id, job.id)
         text = texts(lang, "train_failed", reason=texts.error_reason(lang, job.error_code))
+        last_progress = texts(lang, "train_progress_failed")
     if progress_message is not None:
-        try:
-            edited = await bot.edit_message_text(text=text, chat_id=job.chat_id, message_id=progress_message)
-            if isinstance(edited, Message):
-                return edited
-        except TelegramBadRequest as error:  # deleted by the user, too old to edit...: say it anew
-            log.info(
-                "job %s: cannot edit the progress message (%s); sending a new one", job.id, error.message
-            )
+        try:  # the progress message stops at its end rather than at the last percentage it showed
+            await bot.edit_message_text(text=last_progress, chat_id=job.chat_id, message_id=progress_message)
+        except TelegramBadRequest as error:  # deleted by the user, too old, already edited (a replay)
+            log.info("job %s: cannot edit the progress message: %s", job.id, error.message)
+    # A new message, not only an edit: Telegram does not notify about edits, and the user may be away.
     return await bot.send_message(job.chat_id, text)

@@ -71,3 +71,9 @@ class SharedSettings:
         if self.file_store:
             env["FILE_STORE"] = self.file_store
         return env
+
+
+# The worker's exit status for "cannot start as configured" (weights missing, no such device): the embedded
+# worker's supervisor (bot/supervisor.py) then stops restarting it in a tight loop and tells users that the
+# painter is not ready. 78 is sysexits' EX_CONFIG.
+CONFIG_ERROR_EXIT = 78

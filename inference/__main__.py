@@ -16,6 +16,7 @@ import importlib
 import logging
 import sys
 
+from contract.settings import CONFIG_ERROR_EXIT
 from inference.settings import InferenceSettings
 
 # (module, function adding the subparser). These modules import torch and the rest lazily, inside
@@ -48,10 +49,20 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_worker(args: argparse.Namespace) -> int:
     from inference.worker import Worker
+    from jobs.errors import MODEL_MISSING, JobError
 
     settings = settings_from(args)
     worker = Worker(settings, lease_s=args.lease)
     worker.install_signal_handlers()
+    try:
+        worker.load()
+    except (JobError, RuntimeError) as error:  # missing weights, DEVICE=cuda without CUDA
+        if isinstance(error, JobError) and error.code != MODEL_MISSING:
+            raise
+        # One line for the operator; the distinct status tells the supervisor not to restart at once.
+        text = f"{error.code}: {error.message}" if isinstance(error, JobError) else str(error)
+        print(f"error: {text}", file=sys.stderr)
+        return CONFIG_ERROR_EXIT
     worker.run_forever(exit_when_idle=args.exit_when_idle)
     return 0
 

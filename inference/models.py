@@ -32,7 +32,7 @@ class ModelMissing(JobError):
         message = (
             f"{role} model {model_id!r} is not available{f' ({reason})' if reason else ''}: "
             f"set HF_HOME to a Hugging Face cache that has it, pre-download it with "
-            f"`huggingface-cli download {model_id}`, point MODEL_{role.upper()} at a local copy, "
+            f"`hf download {model_id}`, point MODEL_{role.upper()} at a local copy, "
             f"or use MODELS=tiny"
         )
         super().__init__(MODEL_MISSING, message)
@@ -95,7 +95,28 @@ def _load(role: str, model_id: str, loader: Callable[[], T]) -> T:
         raise ModelMissing(role, model_id, "no such local directory or hub id") from exc
     except OSError as exc:  # LocalEntryNotFoundError, EnvironmentError "can't load ... offline", etc.
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelMissing(role, model_id, first[:160]) from exc
+        raise ModelMissing(role, model_id, short_reason(first)) from exc
+
+
+def short_reason(text: str, limit: int = 160) -> str:
+    """At most `limit` characters, cut between words and before a parenthesis it would leave open.
+
+    A plain slice cut diffusers' "...not fully cached locally (Cannot find an appropriate cached snapshot
+    folder for the specified revision..." into "...snapshot folder for the )" once wrapped in our own
+    parentheses.
+    """
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    open_at: list[int] = []
+    for i, char in enumerate(cut):
+        if char == "(":
+            open_at.append(i)
+        elif char == ")" and open_at:
+            open_at.pop()
+    if open_at:
+        cut = cut[: open_at[0]]
+    return cut.rstrip(" :;,.-") + "…"
 
 
 @dataclass

@@ -14,7 +14,7 @@ import aiosqlite
 
 from jobs import sql
 from jobs.db import AsyncPostgres, Target, connect, target_of
-from jobs.models import Job
+from jobs.models import Job, JobState
 from jobs.queue import QUEUED
 from jobs.schema import migrate
 from jobs.wait import QueueLoad, expected_wait_s, load_statement
@@ -99,6 +99,19 @@ class AsyncJobQueue:
 
     async def position(self, job_id: int) -> int:
         return (await (await self.db.execute(sql.POSITION, dict(id=job_id))).fetchone())[0]
+
+    async def jobs_ahead(self, job_id: int) -> int:
+        """How many jobs the user waits for before this one starts: what every message says (issue 12).
+
+        The queued ones that are claimed first (`position`, in the claim order, whatever that order is),
+        plus the running ones it cannot overtake: a running training yields to interactive jobs, so it
+        is ahead of another training but not of a photo. A job that is not queued has none ahead.
+        """
+        job = await self.get(job_id)
+        if job is None or job.state != JobState.QUEUED:
+            return 0
+        running = await (await self.db.execute(sql.COUNT_RUNNING_AHEAD, dict(id=job_id))).fetchone()
+        return await self.position(job_id) + running[0]
 
     async def count_unfinished(self, user_id: int) -> int:
         return (await (await self.db.execute(sql.COUNT_UNFINISHED_USER, (user_id,))).fetchone())[0]

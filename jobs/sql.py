@@ -92,6 +92,12 @@ WHERE me.id = :id AND other.state = 'queued' AND other.id != me.id
   AND (other.priority > me.priority OR (other.priority = me.priority
        AND (other.turn < me.turn OR (other.turn = me.turn AND other.id < me.id))))
 """
+# Running jobs that a queued one waits for: not a running job of lower priority (a training yields to
+# interactive jobs between its steps, so a photo does not wait behind it).
+COUNT_RUNNING_AHEAD = """
+SELECT COUNT(*) FROM jobs AS other, jobs AS me
+WHERE me.id = :id AND other.state = 'running' AND other.id != me.id AND other.priority >= me.priority
+"""
 COUNT_UNFINISHED_USER = "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND state IN ('queued', 'running')"
 # A training aside: it runs for minutes and must not lock its user out of photos.
 COUNT_INTERACTIVE_USER = """

@@ -6,7 +6,19 @@ from aiogram import Router
 
 
 def get_routers() -> list[Router]:
-    from bot.handlers import fallback, forget, photo, portrait, pose, settings, start, status, style, train
+    from bot.handlers import (
+        edited,
+        fallback,
+        forget,
+        photo,
+        portrait,
+        pose,
+        settings,
+        start,
+        status,
+        style,
+        train,
+    )
 
     # train before photo: a user collecting selfies sends photos that are not style requests.
     # pose before both: the photo after /pose (or captioned /pose) is the reference.
@@ -20,6 +32,7 @@ def get_routers() -> list[Router]:
         portrait,
         forget,
         photo,
+        edited,
         fallback,
     )  # catch-alls last
     return [module.create_router() for module in modules]

@@ -20,9 +20,11 @@ from bot.limits import check_admission
 from bot.replies import answer_quietly
 from bot.settings import BotSettings
 from bot.texts import Texts
+from bot.train_progress import training_state
 from contract.kinds import INTERACTIVE_PRIORITY, JobKind, PortraitRequest
 from contract.scenes import PORTRAIT_SCENES, SCENES_BY_ID
 from jobs.aio import AsyncJobQueue
+from jobs.models import UNFINISHED
 from jobs.store import BotStore, UserRow
 from jobs.training_store import TrainingStore
 
@@ -57,7 +59,7 @@ async def queue_portrait(
     """Queue the job; returns what to tell the user (None: nothing, e.g. a replay or a muted refusal)."""
     lora = await training.lora(user_row.id)
     if lora is None:
-        return texts(lang, "me_no_lora")
+        return await no_lora_yet(texts, lang, training, queue, user_row.id)
     if (job_id := await store.find_job_by_dedup(dedup_key)) is not None:
         await store.add_delivery(job_id, reply_to)  # a replay after a crash
         return None
@@ -87,6 +89,22 @@ async def queue_portrait(
     return reply
 
 
+async def no_lora_yet(
+    texts: Texts, lang: str, training: TrainingStore, queue: AsyncJobQueue, user_id: int
+) -> str:
+    """No personal model: learning the face is under way (say how far), or it has to be started."""
+    session = await training.session(user_id)
+    job = (
+        await queue.get(session.job_id)
+        if session and session.state == "training" and session.job_id
+        else None
+    )
+    if job is None or job.state not in UNFINISHED:
+        return texts(lang, "me_no_lora")
+    state = training_state(texts, lang, job, await queue.jobs_ahead(job.id))
+    return texts(lang, "me_training", state=state)
+
+
 async def me(message: Message, command: CommandObject, event_update: Update, lang: str, **deps) -> None:
     words = " ".join((command.args or "").split())
     texts: Texts = deps["texts"]
@@ -107,10 +125,15 @@ async def me(message: Message, command: CommandObject, event_update: Update, lan
 
 
 async def portrait_menu(
-    message: Message, texts: Texts, lang: str, training: TrainingStore, user_row: UserRow
+    message: Message,
+    texts: Texts,
+    lang: str,
+    training: TrainingStore,
+    queue: AsyncJobQueue,
+    user_row: UserRow,
 ) -> None:
     if await training.lora(user_row.id) is None:
-        await message.answer(texts(lang, "me_no_lora"))
+        await message.answer(await no_lora_yet(texts, lang, training, queue, user_row.id))
         return
     ids = [scene.id for scene in PORTRAIT_SCENES]
     await message.answer(texts(lang, "portrait_menu"), reply_markup=scene_keyboard(texts, lang, ids))

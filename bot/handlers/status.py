@@ -7,6 +7,8 @@ from aiogram.filters import Command
 from aiogram.types import Message
 
 from bot.texts import Texts
+from bot.train_progress import training_state
+from contract.kinds import JobKind
 from jobs.aio import AsyncJobQueue
 from jobs.models import JobState
 from jobs.store import UserRow
@@ -16,10 +18,13 @@ async def status(message: Message, texts: Texts, lang: str, queue: AsyncJobQueue
     jobs = await queue.user_jobs(user_row.id)
     lines = [texts(lang, "status_head") if jobs else texts(lang, "status_none")]
     for job in jobs:
-        if job.state == JobState.RUNNING:
+        if job.kind == JobKind.TRAIN:
+            state = training_state(texts, lang, job, await queue.jobs_ahead(job.id))
+            lines.append(texts(lang, "status_training", id=job.id, state=state))
+        elif job.state == JobState.RUNNING:
             lines.append(texts(lang, "status_running", id=job.id, percent=round(job.progress * 100)))
         else:
-            lines.append(texts(lang, "status_queued", id=job.id, position=await queue.position(job.id)))
+            lines.append(texts(lang, "status_queued", id=job.id, position=await queue.jobs_ahead(job.id)))
     queued, running = await queue.count_queued(), await queue.count_running()
     lines.append("")
     lines.append(texts(lang, "status_queue", queued=queued, running=running))

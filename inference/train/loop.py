@@ -23,6 +23,7 @@ from inference.train import adapters
 from inference.train.class_images import class_dir, ensure_class_images
 from inference.train.config import TrainConfig
 from inference.train.dataset import DreamBoothBatches, class_latents, encode_images
+from inference.train.eta import StepRate
 from inference.train.lora_io import save_lora
 
 log = logging.getLogger(__name__)
@@ -248,6 +249,7 @@ def train_lora(
 
         # 4. the loop
         loop_started = time.perf_counter()
+        rate = StepRate()
         loss = torch.tensor(math.nan)
         for step in range(cfg.steps):
             gate.maybe_yield()
@@ -266,8 +268,8 @@ def train_lora(
             )
             done = step + 1
             if gate.due(force=done == cfg.steps):
-                busy = time.perf_counter() - loop_started - gate.yielded_s
-                eta = busy / done * (cfg.steps - done)
+                rate.update(done, time.perf_counter() - loop_started - gate.yielded_s)
+                eta = rate.eta_s(cfg.steps - done)
                 fraction = start_fraction + (1 - start_fraction) * done / cfg.steps
                 event = TrainProgress("training", done, cfg.steps, fraction, eta, float(loss))
                 gate.report(event, force=done == cfg.steps)

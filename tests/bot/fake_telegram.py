@@ -89,6 +89,52 @@ class _Failure:
 
 
 @dataclass
+class FloodLimits:
+    """Telegram's flood control, enforced: a send into a chat sooner than `per_chat_s` after the last one,
+    or past `per_second` sends in the last second, is answered 429 with `retry_after` and bans the chat
+    (or everything); a send during a ban is a violation (and is refused again). `ban_on_first_send` chats
+    are banned by the server itself at their first send, as Telegram does at times."""
+
+    per_chat_s: float = 0.8  # ~1/s, with room for the jitter between a client's send and its arrival
+    per_second: int = 30
+    retry_after: int = 2
+    ban_on_first_send: dict[int, int] = field(default_factory=dict)  # chat → retry_after
+    violations: list[Call] = field(default_factory=list)
+    refused: list[Call] = field(default_factory=list)
+    _last: dict[Any, float] = field(default_factory=dict)
+    _bans: dict[Any, float] = field(default_factory=dict)  # chat (None: all) → monotonic end of the ban
+    _window: list[float] = field(default_factory=list)
+
+    @staticmethod
+    def limited(method: str) -> bool:
+        return method.startswith(("send", "edit", "copy", "forward"))
+
+    def check(self, call: Call, now: float) -> int | None:
+        """None: the send may go; else the retry_after of a 429."""
+        chat = call.chat_id
+        ban = max(self._bans.get(chat, 0.0), self._bans.get(None, 0.0))
+        if now < ban:
+            self.violations.append(call)
+            return max(1, round(ban - now))
+        if chat in self.ban_on_first_send:
+            seconds = self.ban_on_first_send.pop(chat)
+            self._bans[chat] = now + seconds
+            return seconds
+        if call.method == "sendChatAction":  # not a message: only the bans apply
+            return None
+        self._window = [t for t in self._window if now - t < 1.0]
+        if len(self._window) >= self.per_second:
+            self._bans[None] = now + 1
+            return 1
+        if now - self._last.get(chat, -1e9) < self.per_chat_s:
+            self._bans[chat] = now + self.retry_after
+            return self.retry_after
+        self._last[chat] = now
+        self._window.append(now)
+        return None
+
+
+@dataclass
 class FakeTelegram:
     token: str = TOKEN
     updates: list[dict[str, Any]] = field(default_factory=list)
@@ -111,6 +157,8 @@ class FakeTelegram:
         self.on_poll: Callable[[int | None], None] | None = None  # called with each getUpdates' offset
         self.port = 0
         self._closing = False
+        self.downloads_missing = False  # every /file/ download answers 404 (a file gone from the server)
+        self.limits: FloodLimits | None = None  # set to enforce Telegram's flood control
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property
@@ -172,11 +220,13 @@ class FakeTelegram:
         photo_size: int | None = None,
         document: tuple[bytes, str, str] | None = None,  # (data, file name, mime type)
         document_size: int | None = None,
+        announce_size: bool = True,  # False: the update carries no file_size (Telegram may omit it)
         caption: str | None = None,
         sticker: bool = False,
         voice: bool = False,
         video: bool = False,
         media_group_id: str | None = None,
+        edited: bool = False,  # an edited_message update (the message as it is after the edit)
     ) -> int:
         """Queue an update with a new message from `user` in their private chat; returns its update_id."""
         message: dict[str, Any] = {
@@ -218,8 +268,9 @@ class FakeTelegram:
                 "file_unique_id": file.unique_id,
                 "file_name": name,
                 "mime_type": mime,
-                "file_size": file.size,
             }
+            if announce_size:
+                message["document"]["file_size"] = file.size
         if sticker:
             message["sticker"] = {
                 "file_id": "sticker-1",
@@ -248,6 +299,9 @@ class FakeTelegram:
                 ]
         if media_group_id is not None:
             message["media_group_id"] = media_group_id
+        if edited:
+            message["edit_date"] = message["date"] + 5
+            return self._push({"edited_message": message})
         return self._push({"message": message})
 
     def push_callback(self, user: TgUser, data: str, *, message_id: int = 1) -> int:
@@ -265,6 +319,10 @@ class FakeTelegram:
             },
         }
         return self._push({"callback_query": callback})
+
+    def push_raw(self, body: dict[str, Any]) -> int:
+        """Queue an update exactly as given (it may lack fields a client requires); returns its update_id."""
+        return self._push(body)
 
     def _push(self, body: dict[str, Any]) -> int:
         with self._lock:
@@ -352,6 +410,7 @@ class FakeTelegram:
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
             )
         method = request.match_info["method"]
+        arrived = time.monotonic()  # before the body: an upload's send starts when its request does
         params, files = await _read_params(request)
         call = Call(method, params, files, time.time())
         with self._lock:
@@ -359,6 +418,18 @@ class FakeTelegram:
             failure = failures.pop(0) if failures else None
             if method != "getUpdates":  # polled all the time: counted in `fetches` instead
                 self.calls.append(call)
+            limited = failure is None and self.limits is not None and FloodLimits.limited(method)
+            if limited and (seconds := self.limits.check(call, arrived)) is not None:
+                self.limits.refused.append(call)
+                failure = _Failure(
+                    {
+                        "ok": False,
+                        "error_code": 429,
+                        "description": f"Too Many Requests: retry after {seconds}",
+                        "parameters": {"retry_after": seconds},
+                    },
+                    429,
+                )
         if failure is not None:
             call.ok = False
             if failure.disconnect:
@@ -472,7 +543,7 @@ class FakeTelegram:
         path = request.match_info["path"]
         with self._lock:
             file = next((f for f in self._files.values() if f.path == path), None)
-        if file is None:
+        if file is None or self.downloads_missing:
             raise web.HTTPNotFound()
         return web.Response(body=file.data, content_type="application/octet-stream")
 

@@ -206,8 +206,12 @@ async def test_progress_ready_portraits_and_privacy(app, telegram, selfies):
     lora.parent.mkdir(parents=True)
     lora.write_bytes(b"weights")
     worker.finish(job.id, {"lora": f"loras/{user.id}/lora.safetensors", "class": "woman", "token": "sks"})
-    await telegram.await_for(lambda: edits() and edits()[-1].startswith("✅"), 10, "ready")
-    assert "<code>/me on the moon</code>" in edits()[-1] and "/portrait" in edits()[-1]
+    # "Ready" is a new message (Telegram notifies about those, not about edits); the progress one ends.
+    ready = await telegram.await_for(
+        lambda: [t for t in telegram.texts(user.id) if t.startswith("✅ Ваша")], 10, "ready"
+    )
+    assert len(ready) == 1 and "<code>/me on the moon</code>" in ready[0] and "/portrait" in ready[0]
+    assert edits()[-1] == "🧠 Обучение: 100% — готово, см. ниже."
     assert not (data_dir / "selfies" / str(user.id)).exists()  # KEEP_SELFIES=false
     assert not app.sql("SELECT 1 FROM selfies WHERE user_id = ?", (user.id,))
     assert not app.sql("SELECT 1 FROM training_sessions WHERE user_id = ?", (user.id,))
@@ -354,9 +358,8 @@ def test_train_then_me_end_to_end(tmp_path_factory, models_dir, selfies):
         telegram.push_message(user, text="/train")
         wait(lambda: texts()[-1].startswith("Your model is training now"), 30, "/train while training")
 
-        def final() -> str | None:
-            edits = [c.params["text"] for c in telegram.sent("editMessageText", chat_id=user.id)]
-            return next((t for t in edits if t.startswith(("✅", "❌"))), None)
+        def final() -> str | None:  # a new message, so that Telegram notifies the user
+            return next((t for t in texts() if t.startswith(("✅ Your", "❌ The training"))), None)
 
         wait(final, 180, "the training's end")
         assert final().startswith("✅ Your personal model is ready!"), final()

@@ -277,3 +277,22 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "\nState:\tZ" not in status
+
+
+def test_training_eta_is_said_in_seconds_under_a_minute_and_a_half():
+    from bot.texts import Texts
+    from bot.train_progress import eta_text
+
+    texts = Texts()
+    said = [eta_text(texts, "en", eta) for eta in (600, 130, 85, 62, 40, 12, 3)]
+    assert said == [
+        " · about 10 min left",
+        " · about 2 min left",
+        " · about 80 s left",
+        " · about 60 s left",
+        " · about 40 s left",
+        " · about 10 s left",
+        " · about 10 s left",
+    ]
+    assert eta_text(texts, "ru", 40) == " · осталось около 40 с"
+    assert eta_text(texts, "en", None) == eta_text(texts, "en", 0) == ""
