@@ -14,20 +14,23 @@ from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
 
 from bot.chat_action import show_progress
-from bot.commands import set_commands
+from bot.commands import set_admin_commands, set_commands
 from bot.delivery import DeliveryLoop
 from bot.forget import Forgetter, sweep_orphans
 from bot.handlers import get_routers
 from bot.inbox import InboxProcessor, UpdatePoller
 from bot.intake import Intake
 from bot.limits import NoticeLimiter
-from bot.middlewares import UserMiddleware
+from bot.metrics import BotMetrics, MetricsServer
+from bot.middlewares import BlockedMiddleware, UserMiddleware
 from bot.selfie_intake import SelfieDesk
 from bot.settings import BotSettings
 from bot.supervisor import WorkerSupervisor
 from bot.telegram import create_bot
 from bot.texts import Texts
+from bot.webhook import WebhookRefused, WebhookServer
 from jobs.aio import AsyncJobQueue, open_db
+from jobs.ops_store import OpsStore
 from jobs.store import BotStore
 from jobs.training_store import TrainingStore
 
@@ -52,7 +55,9 @@ def build_dispatcher(bot: Bot, db: aiosqlite.Connection, settings: BotSettings) 
     dispatcher["training"] = training
     dispatcher["selfies"] = SelfieDesk(bot, store, training, queue, texts, settings)
     dispatcher["forgetter"] = Forgetter(store, queue, settings.data_dir, settings.worker_lease_s)
+    dispatcher["ops"], dispatcher["metrics"] = OpsStore(db), BotMetrics()
     dispatcher.update.outer_middleware(UserMiddleware())
+    dispatcher.update.outer_middleware(BlockedMiddleware())  # after UserMiddleware: it needs the language
     dispatcher.include_routers(*get_routers())
     return dispatcher
 
@@ -86,25 +91,52 @@ async def _serve(bot: Bot, db: aiosqlite.Connection, settings: BotSettings, star
     api = settings.telegram_api_base or "api.telegram.org"
     log.info("bot @%s (id %s) on %s, inference %s", me.username, me.id, api, settings.inference)
     dispatcher = build_dispatcher(bot, db, settings)
-    store, texts = dispatcher["store"], dispatcher["texts"]
+    store, texts, metrics = dispatcher["store"], dispatcher["texts"], dispatcher["metrics"]
+    bot.session.middleware(metrics.session_middleware())  # innermost: sees every refused attempt
     try:
         await set_commands(bot, texts)
+        await set_admin_commands(bot, texts, settings.admin_ids)
     except TelegramAPIError as error:
         log.warning("set_my_commands failed: %s", error)
     await sweep_orphans(store, settings.data_dir)
     processor = InboxProcessor(dispatcher, bot, store)
-    poller = UpdatePoller(
-        bot,
-        store,
-        timeout_s=settings.polling_timeout_s,
-        allowed_updates=dispatcher.resolve_used_update_types(),
-        on_recorded=processor.wake,
-    )
-    delivery = DeliveryLoop(bot, store, dispatcher["queue"], texts, settings)
+    delivery = DeliveryLoop(bot, store, dispatcher["queue"], texts, settings, metrics=metrics)
     start(processor.run(), "inbox processor")  # first replays what a crash interrupted
-    start(poller.run(), "update poller")
+    await _receive_updates(bot, dispatcher, settings, processor, start)
     start(delivery.run(), "delivery")
+    if settings.metrics_port is not None:
+        server = MetricsServer(metrics, dispatcher["ops"], settings.metrics_host, settings.metrics_port)
+        await server.start()
+        start(server.serve(), "metrics")
     start(show_progress(bot, store, settings.chat_action_every_s), "chat action")
+
+
+async def _receive_updates(
+    bot: Bot, dispatcher: Dispatcher, settings: BotSettings, processor: InboxProcessor, start: Any
+) -> None:
+    """Long polling (the default), or a webhook: both only record updates in the inbox for the processor."""
+    allowed_updates = dispatcher.resolve_used_update_types()
+    if not settings.webhook_url:
+        try:  # getUpdates answers 409 while a webhook is set: after webhook mode, polling must remove it
+            await bot.delete_webhook(drop_pending_updates=False)
+        except TelegramAPIError as error:
+            log.warning("deleteWebhook failed: %s", error)
+        poller = UpdatePoller(
+            bot,
+            dispatcher["store"],
+            timeout_s=settings.polling_timeout_s,
+            allowed_updates=allowed_updates,
+            on_recorded=processor.wake,
+        )
+        start(poller.run(), "update poller")
+        return
+    webhook = WebhookServer(bot, dispatcher["store"], settings, on_recorded=processor.wake)
+    await webhook.start()
+    start(webhook.serve(), "webhook")
+    try:
+        await webhook.register(allowed_updates)
+    except WebhookRefused as error:
+        raise FatalError(str(error)) from error
 
 
 async def _get_me(bot: Bot) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
+from bot.texts_admin import ADMIN_EN, ADMIN_RU
 from bot.texts_train import CLASS_NAMES, SELFIE_REASON_OTHER, SELFIE_REASONS, TRAIN_EN, TRAIN_RU
 from contract.scenes import SCENES_BY_ID
 from contract.styles import ARTISTS, STYLES
@@ -183,6 +184,8 @@ _EN.update(TRAIN_EN)
 _RU.update(TRAIN_RU)
 _EN["help"] += "\n\n" + TRAIN_EN["help_train"]
 _RU["help"] += "\n\n" + TRAIN_RU["help_train"]
+_EN.update(ADMIN_EN)  # admin commands and the blocked users' answer (issue 15)
+_RU.update(ADMIN_RU)
 STRINGS = {"en": _EN, "ru": _RU}
 ERRORS = {"en": _ERRORS_EN, "ru": _ERRORS_RU}
 

@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from inference.beacon import WorkerBeacon
 from inference.context import JobContext, JobStopped
 from inference.handlers import HANDLERS, resolve_handler
 from inference.settings import InferenceSettings
@@ -89,6 +90,8 @@ class Worker:
 
     def run_forever(self, *, exit_when_idle: bool = False) -> None:
         self.load()
+        beacon = WorkerBeacon(self.settings.db_path, self.settings.device, models=self.models)
+        beacon.start()  # the bot's /metrics: up, restarts, GPU memory (inference/beacon.py)
         log.info("worker %s ready on %s", self.queue.worker_id, self.settings.db_path)
         idle = self.idle_min_s
         next_sweep = 0.0
@@ -103,6 +106,7 @@ class Worker:
                 break
             time.sleep(idle)
             idle = min(idle * 2, self.idle_max_s)
+        beacon.stop()
         self.queue.close()
         log.info("worker %s stopped", self.queue.worker_id)
 

@@ -6,8 +6,8 @@ from aiogram import Router
 
 
 def get_routers() -> list[Router]:
-    from bot.handlers import fallback, forget, photo, portrait, start, status, style, train
+    from bot.handlers import admin, fallback, forget, photo, portrait, start, status, style, train
 
     # train before photo: a user collecting selfies sends photos that are not style requests.
-    modules = (start, style, status, train, portrait, forget, photo, fallback)  # catch-alls last
+    modules = (start, admin, style, status, train, portrait, forget, photo, fallback)  # catch-alls last
     return [module.create_router() for module in modules]
