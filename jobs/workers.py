@@ -14,8 +14,10 @@ import socket
 import sqlite3
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import aiosqlite
+if TYPE_CHECKING:  # the worker side needs no aiosqlite
+    import aiosqlite
 
 BEAT_EVERY_S = 5.0
 STALE_AFTER_S = 3 * BEAT_EVERY_S  # three missed beats: the worker is down

@@ -97,3 +97,31 @@ async def test_polling_mode_removes_a_webhook_left_behind(telegram: FakeTelegram
         assert "Send me a photo" in telegram.texts(EN.id)[0]
     finally:
         await app.stop()
+
+
+def test_a_webhook_url_needs_a_secret_telegram_accepts(telegram: FakeTelegram, tmp_path: Path):
+    from pydantic import ValidationError
+
+    from tests.bot.conftest import bot_settings
+
+    for secret in (None, "", "has spaces", "x" * 257):
+        with pytest.raises(ValidationError, match="WEBHOOK_SECRET must be set"):
+            bot_settings(telegram, tmp_path, webhook_url="https://bot.example/tg", webhook_secret=secret)
+    assert bot_settings(telegram, tmp_path, webhook_secret=None).webhook_url is None  # polling needs none
+
+
+async def test_a_webhook_url_telegram_refuses_stops_the_bot_with_its_reason(
+    telegram: FakeTelegram, tmp_path: Path
+):
+    from bot.app import FatalError
+
+    refusal = {
+        "ok": False,
+        "error_code": 400,
+        "description": "Bad Request: bad webhook: An HTTPS URL must be provided",
+    }
+    telegram.fail_next("setWebhook", refusal)
+    app = ServedBot(telegram, tmp_path / "data", **webhook_settings(free_port()))
+    with pytest.raises(FatalError, match="HTTPS URL must be provided"):
+        await app.start()
+    await app.stop()
