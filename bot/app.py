@@ -106,7 +106,7 @@ async def _serve(bot: Bot, db: aiosqlite.Connection, settings: BotSettings, star
     start(delivery.run(), "delivery")
     if settings.metrics_port is not None:
         server = MetricsServer(metrics, dispatcher["ops"], settings.metrics_host, settings.metrics_port)
-        await server.start()
+        await _listen(server.start(), "METRICS", settings.metrics_host, settings.metrics_port)
         start(server.serve(), "metrics")
     start(show_progress(bot, store, settings.chat_action_every_s), "chat action")
 
@@ -131,12 +131,19 @@ async def _receive_updates(
         start(poller.run(), "update poller")
         return
     webhook = WebhookServer(bot, dispatcher["store"], settings, on_recorded=processor.wake)
-    await webhook.start()
+    await _listen(webhook.start(), "WEBHOOK", settings.webhook_host, settings.webhook_port)
     start(webhook.serve(), "webhook")
     try:
         await webhook.register(allowed_updates)
     except WebhookRefused as error:
         raise FatalError(str(error)) from error
+
+
+async def _listen(starting: Coroutine[Any, Any, None], what: str, host: str, port: int) -> None:
+    try:
+        await starting
+    except OSError as error:  # the port is taken, the address is not this host's...
+        raise FatalError(f"cannot listen on {what}_HOST:{what}_PORT = {host}:{port}: {error}") from error
 
 
 async def _get_me(bot: Bot) -> Any:

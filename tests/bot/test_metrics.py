@@ -102,3 +102,19 @@ async def test_workers_report_up_and_restarts_through_the_database(telegram: Fak
         assert metric(body, "artbooth_worker_up", worker=name) == 0
     finally:
         await app.stop()
+
+
+async def test_a_metrics_port_in_use_stops_the_bot_with_a_clear_reason(
+    telegram: FakeTelegram, tmp_path: Path
+):
+    import socket
+
+    from bot.app import FatalError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        app = ServedBot(telegram, tmp_path / "data", metrics_port=taken.getsockname()[1])
+        with pytest.raises(FatalError, match="METRICS_HOST:METRICS_PORT"):
+            await app.start()
+        await app.stop()
