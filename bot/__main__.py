@@ -1,4 +1,5 @@
-"""`python -m bot`: the Telegram bot, long polling; with INFERENCE=embedded also one inference worker."""
+"""`python -m bot`: the Telegram bot, long polling (or a webhook: WEBHOOK_URL); with INFERENCE=embedded also
+one inference worker."""
 
 from __future__ import annotations
 

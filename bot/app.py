@@ -13,22 +13,25 @@ from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
 
 from bot.chat_action import show_progress
-from bot.commands import set_commands
+from bot.commands import set_admin_commands, set_commands
 from bot.delivery import DeliveryLoop
 from bot.forget import Forgetter, sweep_orphans
 from bot.handlers import get_routers
 from bot.inbox import InboxProcessor, UpdatePoller
 from bot.intake import Intake
 from bot.limits import NoticeLimiter
-from bot.middlewares import UserMiddleware
+from bot.metrics import BotMetrics, MetricsServer
+from bot.middlewares import BlockedMiddleware, UserMiddleware
 from bot.pose_intake import POSE_WAIT_S, PoseDesk
 from bot.selfie_intake import SelfieDesk
 from bot.settings import BotSettings
 from bot.supervisor import PainterState, WorkerSupervisor
 from bot.telegram import create_bot
 from bot.texts import Texts
+from bot.webhook import WebhookRefused, WebhookServer
 from jobs.aio import AsyncDb, AsyncJobQueue, open_db
 from jobs.files import open_files
+from jobs.ops_store import OpsStore
 from jobs.pose_store import PoseStore
 from jobs.store import BotStore
 from jobs.training_store import TrainingStore
@@ -66,7 +69,9 @@ def build_dispatcher(
     dispatcher["poses_desk"] = PoseDesk(
         bot, store, queue, training, poses, texts, settings, dispatcher["intake"]
     )
+    dispatcher["ops"], dispatcher["metrics"] = OpsStore(db), BotMetrics()
     dispatcher.update.outer_middleware(UserMiddleware())
+    dispatcher.update.outer_middleware(BlockedMiddleware())  # after UserMiddleware: it needs the language
     dispatcher.include_routers(*get_routers())
     return dispatcher
 
@@ -95,31 +100,67 @@ async def run(settings: BotSettings) -> None:
         log.info("bot stopped")
 
 
-async def _serve(bot: Bot, db: AsyncDb, settings: BotSettings, start: Any, painter: PainterState) -> None:
+async def _serve(
+    bot: Bot, db: AsyncDb, settings: BotSettings, start: Any, painter: PainterState | None = None
+) -> None:
     """Once Telegram answers: the dispatcher, the command menu, and the loops that poll, handle and deliver."""
     me = await _get_me(bot)
     api = settings.telegram_api_base or "api.telegram.org"
     log.info("bot @%s (id %s) on %s, inference %s", me.username, me.id, api, settings.inference)
     dispatcher = build_dispatcher(bot, db, settings, painter)
-    store, texts = dispatcher["store"], dispatcher["texts"]
+    store, texts, metrics = dispatcher["store"], dispatcher["texts"], dispatcher["metrics"]
+    bot.session.middleware(metrics.session_middleware())  # innermost: sees every refused attempt
     try:
         await set_commands(bot, texts)
+        await set_admin_commands(bot, texts, settings.admin_ids)
     except TelegramAPIError as error:
         log.warning("set_my_commands failed: %s", error)
     await sweep_orphans(store, dispatcher["files"])
     processor = InboxProcessor(dispatcher, bot, store)
-    poller = UpdatePoller(
-        bot,
-        store,
-        timeout_s=settings.polling_timeout_s,
-        allowed_updates=dispatcher.resolve_used_update_types(),
-        on_recorded=processor.wake,
-    )
-    delivery = DeliveryLoop(bot, store, dispatcher["queue"], texts, settings)
+    delivery = DeliveryLoop(bot, store, dispatcher["queue"], texts, settings, metrics=metrics)
     start(processor.run(), "inbox processor")  # first replays what a crash interrupted
-    start(poller.run(), "update poller")
+    await _receive_updates(bot, dispatcher, settings, processor, start)
     start(delivery.run(), "delivery")
+    if settings.metrics_port is not None:
+        server = MetricsServer(metrics, dispatcher["ops"], settings.metrics_host, settings.metrics_port)
+        await _listen(server.start(), "METRICS", settings.metrics_host, settings.metrics_port)
+        start(server.serve(), "metrics")
     start(show_progress(bot, store, settings.chat_action_every_s), "chat action")
+
+
+async def _receive_updates(
+    bot: Bot, dispatcher: Dispatcher, settings: BotSettings, processor: InboxProcessor, start: Any
+) -> None:
+    """Long polling (the default), or a webhook: both only record updates in the inbox for the processor."""
+    allowed_updates = dispatcher.resolve_used_update_types()
+    if not settings.webhook_url:
+        try:  # getUpdates answers 409 while a webhook is set: after webhook mode, polling must remove it
+            await bot.delete_webhook(drop_pending_updates=False)
+        except TelegramAPIError as error:
+            log.warning("deleteWebhook failed: %s", error)
+        poller = UpdatePoller(
+            bot,
+            dispatcher["store"],
+            timeout_s=settings.polling_timeout_s,
+            allowed_updates=allowed_updates,
+            on_recorded=processor.wake,
+        )
+        start(poller.run(), "update poller")
+        return
+    webhook = WebhookServer(bot, dispatcher["store"], settings, on_recorded=processor.wake)
+    await _listen(webhook.start(), "WEBHOOK", settings.webhook_host, settings.webhook_port)
+    start(webhook.serve(), "webhook")
+    try:
+        await webhook.register(allowed_updates)
+    except WebhookRefused as error:
+        raise FatalError(str(error)) from error
+
+
+async def _listen(starting: Coroutine[Any, Any, None], what: str, host: str, port: int) -> None:
+    try:
+        await starting
+    except OSError as error:  # the port is taken, the address is not this host's...
+        raise FatalError(f"cannot listen on {what}_HOST:{what}_PORT = {host}:{port}: {error}") from error
 
 
 async def _get_me(bot: Bot) -> Any:

@@ -32,6 +32,7 @@ from aiogram.exceptions import (
 from aiogram.types import FSInputFile, InputMediaDocument, InputMediaPhoto, Message, ReplyParameters
 
 from bot.loops import IterationGuard
+from bot.metrics import BotMetrics
 from bot.settings import BotSettings
 from bot.texts import Texts
 from bot.train_progress import TrainingProgress, finish_training
@@ -83,11 +84,13 @@ class DeliveryLoop:
         *,
         concurrency: int = 4,
         stop_grace_s: float = STOP_GRACE_S,
+        metrics: BotMetrics | None = None,
     ):
         self.bot, self.store, self.queue, self.texts, self.settings = bot, store, queue, texts, settings
         self.concurrency, self.stop_grace_s = concurrency, stop_grace_s
         self._in_flight: dict[int, asyncio.Task] = {}
         self.files = open_files(settings.shared)
+        self.metrics = metrics
 
     async def run(self) -> None:
         if resumed := await self.store.resume_sending():
@@ -177,6 +180,8 @@ class DeliveryLoop:
         else:
             await self.store.mark_sent(job.id, [m.message_id for m in messages])
             log.info("job %s delivered to chat %s", job.id, job.chat_id)
+            if self.metrics:
+                self.metrics.job_delivered(job)
 
     async def _retry_later(self, job_id: int, attempt: int) -> None:
         if attempt >= MAX_ATTEMPTS:

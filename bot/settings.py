@@ -6,13 +6,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contract.settings import DEFAULT_DATA_DIR, DEFAULT_DEVICE, DEFAULT_MODELS, SharedSettings
 
 # <bot id>:<secret> as @BotFather hands it out (the secret is 35 characters today; accept 30 or more).
 TOKEN_SHAPE = re.compile(r"^\d+:[\w-]{30,}$")
+# What setWebhook accepts as secret_token.
+WEBHOOK_SECRET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
 class BotSettings(BaseSettings):
@@ -61,6 +63,13 @@ class BotSettings(BaseSettings):
     # Flood control (bot/pacing.py): Telegram allows about 1 message/s per chat and 30/s in all.
     send_interval_per_chat_s: float = Field(1.0, ge=0)
     sends_per_s: float = Field(25.0, gt=0)  # below 30: arrival jitter must not tip a second over
+    # Operating (issue 15). Webhook mode when WEBHOOK_URL is set; long polling otherwise.
+    webhook_url: str | None = None  # the public https URL Telegram posts to; its path is served locally
+    webhook_secret: SecretStr | None = None  # required with WEBHOOK_URL: Telegram's secret_token
+    webhook_host: str = "127.0.0.1"  # where the bot listens; a reverse proxy (TLS) forwards to it
+    webhook_port: int = Field(8080, ge=1, le=65535)
+    metrics_port: int | None = Field(None, ge=0, le=65535)  # Prometheus /metrics; None: off
+    metrics_host: str = "127.0.0.1"
 
     @field_validator("bot_token")
     @classmethod
@@ -75,6 +84,16 @@ class BotSettings(BaseSettings):
         if isinstance(value, str):
             return frozenset(int(part) for part in re.split(r"[,\s]+", value.strip()) if part)
         return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_a_secret(self) -> BotSettings:
+        if self.webhook_url:
+            secret = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
+            if not WEBHOOK_SECRET_SHAPE.match(secret):
+                raise ValueError(
+                    "WEBHOOK_SECRET must be set with WEBHOOK_URL: 1-256 of A-Z, a-z, 0-9, _ and -"
+                )
+        return self
 
     @property
     def shared(self) -> SharedSettings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
+from bot.texts_admin import ADMIN_EN, ADMIN_RU
 from bot.texts_pose import POSE_EN, POSE_RU
 from bot.texts_train import CLASS_NAMES, SELFIE_REASON_OTHER, SELFIE_REASONS, TRAIN_EN, TRAIN_RU
 from contract.scenes import SCENES_BY_ID
@@ -269,6 +270,8 @@ _EN.update(POSE_EN)
 _RU.update(POSE_RU)
 _EN["help"] += "\n\n" + POSE_EN["help_pose"]
 _RU["help"] += "\n\n" + POSE_RU["help_pose"]
+_EN.update(ADMIN_EN)  # admin commands and the blocked users' answer (issue 15)
+_RU.update(ADMIN_RU)
 STRINGS = {"en": _EN, "ru": _RU}
 ERRORS = {"en": _ERRORS_EN, "ru": _ERRORS_RU}
 

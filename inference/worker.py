@@ -14,6 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from inference.beacon import WorkerBeacon
 from inference.context import JobContext, JobStopped
 from inference.handlers import HANDLERS, resolve_handler
 from inference.settings import InferenceSettings
@@ -94,6 +95,8 @@ class Worker:
     def run_forever(self, *, exit_when_idle: bool = False) -> None:
         self.load()
         self.files.drop_copies()  # FILE_STORE=database: nothing a killed worker fetched stays on this host
+        beacon = WorkerBeacon(self.settings.database, self.settings.device, models=self.models)
+        beacon.start()  # the bot's /metrics: up, restarts, GPU memory (inference/beacon.py)
         log.info("worker %s ready on %s", self.queue.worker_id, self.queue.target)
         idle = self.idle_min_s
         next_sweep = 0.0
@@ -108,6 +111,7 @@ class Worker:
                 break
             self.wakeup.wait(idle)
             idle = min(idle * 2, self.idle_max_s)
+        beacon.stop()
         self.queue.close()
         self.wakeup.close()
         log.info("worker %s stopped", self.queue.worker_id)

@@ -7,6 +7,7 @@ from aiogram import Router
 
 def get_routers() -> list[Router]:
     from bot.handlers import (
+        admin,
         edited,
         fallback,
         forget,
@@ -24,6 +25,7 @@ def get_routers() -> list[Router]:
     # pose before both: the photo after /pose (or captioned /pose) is the reference.
     modules = (
         start,
+        admin,
         style,
         settings,
         status,

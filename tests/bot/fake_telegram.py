@@ -8,6 +8,11 @@ Semantics follow Telegram where the bot can tell the difference: getUpdates long
 seconds; an `offset` confirms (and forgets) every update below it; files are served at
 /file/bot<token>/<path>; getFile refuses files over 20 MB; requests come as url-encoded or multipart
 forms with JSON-serialized fields.
+
+Webhooks too: after setWebhook, getUpdates answers 409 and pushed updates are POSTed to the URL, one at a
+time and in order, with the X-Telegram-Bot-Api-Secret-Token header; anything but a 2xx answer (or a
+dropped connection) means the update is delivered again a moment later, like Telegram does. An update
+leaves the queue once the bot answered 2xx. deleteWebhook goes back to getUpdates.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from PIL import Image
 
 TOKEN = "123456:TEST-token-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -159,6 +164,11 @@ class FakeTelegram:
         self._closing = False
         self.downloads_missing = False  # every /file/ download answers 404 (a file gone from the server)
         self.limits: FloodLimits | None = None  # set to enforce Telegram's flood control
+        self.webhook: dict[str, Any] | None = None  # setWebhook's url, secret_token, allowed_updates
+        self.webhook_posts: list[tuple[int, int | None]] = []  # (update_id, HTTP status; None: no answer)
+        self.on_webhook_answered: Callable[[int], None] | None = None  # called after a 2xx, in the server
+        self.webhook_retry_s = 0.3
+        self._webhook_wake: asyncio.Event | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property
@@ -179,6 +189,8 @@ class FakeTelegram:
         self._closing = True
         if self._loop and self._new_update:
             self._loop.call_soon_threadsafe(self._new_update.set)  # long polls return at once
+        if self._loop:
+            self._loop.call_soon_threadsafe(self._webhook_task.cancel)
         if self._loop and self._runner:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
@@ -189,6 +201,8 @@ class FakeTelegram:
         self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
         self._new_update = asyncio.Event()
+        self._webhook_wake = asyncio.Event()
+        self._webhook_task = self._loop.create_task(self._deliver_to_webhook())
         app = web.Application(client_max_size=100 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._api)
         app.router.add_get("/file/bot{token}/{path:.+}", self._download)
@@ -328,9 +342,19 @@ class FakeTelegram:
         with self._lock:
             update_id = next(self._update_ids)
             self.updates.append({"update_id": update_id, **body})
-        if self._loop and self._new_update:
+        if self._loop and self._new_update and self._webhook_wake:
             self._loop.call_soon_threadsafe(self._new_update.set)
+            self._loop.call_soon_threadsafe(self._webhook_wake.set)
         return update_id
+
+    def post_to_webhook(self, update: dict[str, Any], *, secret: str | None) -> Any:
+        """POST one update to the registered URL with this secret (None: no header), outside the queue.
+
+        Returns a concurrent future of the HTTP status: `.result()` from a thread, or
+        `await asyncio.wrap_future(...)` from a test whose event loop runs the bot.
+        """
+        assert self._loop and self.webhook, "setWebhook first"
+        return asyncio.run_coroutine_threadsafe(self._post(self.webhook["url"], update, secret), self._loop)
 
     def fail_next(
         self,
@@ -454,7 +478,19 @@ class FakeTelegram:
         if method == "getMe":
             return BOT_USER
         if method == "getUpdates":
+            if self.webhook:
+                raise _ApiError(
+                    409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook"
+                )
             return await self._get_updates(params)
+        if method == "setWebhook":
+            self.webhook = {k: params.get(k) for k in ("url", "secret_token", "allowed_updates")}
+            if self._webhook_wake:
+                self._webhook_wake.set()
+            return True
+        if method == "deleteWebhook":
+            self.webhook = None
+            return True
         if method == "getFile":
             file = self._files.get(params.get("file_id", ""))
             if file is None:
@@ -507,6 +543,41 @@ class FakeTelegram:
             self._new_update.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_update.wait(), timeout=left)
+
+    async def _deliver_to_webhook(self) -> None:
+        """Telegram's side of a webhook: the oldest update, again and again until the bot answers 2xx."""
+        assert self._webhook_wake is not None
+        async with ClientSession() as session:
+            self._session = session
+            while True:
+                with self._lock:
+                    update = self.updates[0] if self.updates and self.webhook else None
+                    hook = self.webhook
+                if update is None or hook is None:
+                    self._webhook_wake.clear()
+                    await self._webhook_wake.wait()
+                    continue
+                status = await self._post(hook["url"], update, hook.get("secret_token"))
+                with self._lock:
+                    self.webhook_posts.append((update["update_id"], status))
+                    if status is not None and 200 <= status < 300:
+                        self.updates = [u for u in self.updates if u["update_id"] != update["update_id"]]
+                if status is not None and 200 <= status < 300:
+                    if self.on_webhook_answered:
+                        self.on_webhook_answered(update["update_id"])
+                else:
+                    await asyncio.sleep(self.webhook_retry_s)
+
+    async def _post(self, url: str, update: dict[str, Any], secret: str | None) -> int | None:
+        headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
+        try:
+            async with self._session.post(
+                url, json=update, headers=headers, timeout=ClientTimeout(total=10)
+            ) as response:
+                await response.read()
+                return response.status
+        except (ClientError, OSError, TimeoutError):
+            return None
 
     def _stored(
         self, files: dict[str, bytes], params: dict[str, Any], key: str
