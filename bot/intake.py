@@ -158,15 +158,16 @@ class Intake:
             steps=settings.stylize_steps or None,
             fast=schedule.request_fast,
         )
-        job_id, created = await self.queue.enqueue(
+        job_id, created = await enqueue_interactive(
+            self.queue,
+            self.store,
             JobKind.STYLIZE,
             request.to_payload(),
             user_id=user.id,
             chat_id=message.chat.id,
-            priority=INTERACTIVE_PRIORITY,
+            reply_to=message.message_id,
             dedup_key=dedup_key,
         )
-        await self.store.add_delivery(job_id, message.message_id)
         if not created:
             return
         log.info("update %s: job %s queued for user %s (%s)", update_id, job_id, user.id, style or "artists")
@@ -193,6 +194,28 @@ class Intake:
             reply += "\n\n" + texts(lang, "fast_busy")
         await message.answer(reply)
         await self.bot.send_chat_action(message.chat.id, ChatAction.UPLOAD_PHOTO)
+
+
+async def enqueue_interactive(
+    queue: AsyncJobQueue,
+    store: BotStore,
+    kind: JobKind,
+    payload: dict,
+    *,
+    user_id: int,
+    chat_id: int,
+    reply_to: int | None,
+    dedup_key: str,
+) -> tuple[int, bool]:
+    """Queue a job the user waits for, and its delivery (answering `reply_to`): (job id, created).
+
+    A replay finds the same job (dedup_key) and delivery row, so a crash between the two writes loses nothing.
+    """
+    job_id, created = await queue.enqueue(
+        kind, payload, user_id=user_id, chat_id=chat_id, priority=INTERACTIVE_PRIORITY, dedup_key=dedup_key
+    )
+    await store.add_delivery(job_id, reply_to)
+    return job_id, created
 
 
 async def _download(bot: Bot, file_id: str, target: Path) -> None:

@@ -19,11 +19,11 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import Message
 
 from bot.handlers.portrait import CYRILLIC, scene_prompt
-from bot.intake import IncomingImage, Intake, _download
+from bot.intake import IncomingImage, Intake, _download, enqueue_interactive
 from bot.limits import check_admission
 from bot.settings import BotSettings
 from bot.texts import Texts
-from contract.kinds import INTERACTIVE_PRIORITY, JobKind, PoseRequest
+from contract.kinds import JobKind, PoseRequest
 from contract.pose import MIN_REFERENCE_SIDE, examine_reference
 from jobs.aio import AsyncJobQueue
 from jobs.errors import IMAGE_TOO_SMALL
@@ -102,15 +102,16 @@ class PoseDesk:
             cls=cls,
             token=token,
         )
-        job_id, created = await self.queue.enqueue(
+        job_id, created = await enqueue_interactive(
+            self.queue,
+            self.store,
             JobKind.POSE,
             request.to_payload(),
             user_id=user.id,
             chat_id=message.chat.id,
-            priority=INTERACTIVE_PRIORITY,
+            reply_to=message.message_id,
             dedup_key=dedup_key,
         )
-        await self.store.add_delivery(job_id, message.message_id)
         await self.poses.done(user.id)
         if not created:
             return

@@ -14,14 +14,14 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message, Update
 
 from bot.fast_mode import choose_schedule
-from bot.intake import Intake
+from bot.intake import Intake, enqueue_interactive
 from bot.keyboards import SceneChoice, scene_keyboard
 from bot.limits import check_admission
 from bot.replies import answer_quietly
 from bot.settings import BotSettings
 from bot.texts import Texts
 from bot.train_progress import training_state
-from contract.kinds import INTERACTIVE_PRIORITY, JobKind, PortraitRequest
+from contract.kinds import JobKind, PortraitRequest
 from contract.scenes import PORTRAIT_SCENES, SCENES_BY_ID
 from jobs.aio import AsyncJobQueue
 from jobs.models import UNFINISHED
@@ -70,15 +70,16 @@ async def queue_portrait(
     path, cls, token = lora
     schedule = await choose_schedule(queue, settings, user_row)
     request = PortraitRequest(scene, lora=path, title=title, cls=cls, token=token, fast=schedule.request_fast)
-    job_id, created = await queue.enqueue(
+    job_id, created = await enqueue_interactive(
+        queue,
+        store,
         JobKind.PORTRAIT,
         request.to_payload(),
         user_id=user_row.id,
         chat_id=chat_id,
-        priority=INTERACTIVE_PRIORITY,
+        reply_to=reply_to,
         dedup_key=dedup_key,
     )
-    await store.add_delivery(job_id, reply_to)
     if not created:
         return None
     reply = texts(lang, "me_queued", scene=escape(title))

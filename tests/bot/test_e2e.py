@@ -185,7 +185,19 @@ def test_photo_refused_by_telegram_goes_as_documents_and_retry_after_is_honoured
     assert sent.at - refused.at >= 2.0
 
 
-def test_per_user_limit_and_cancel(server, bot):
+@pytest.fixture
+def slow_bot(server, tmp_path_factory, models_dir):
+    """A bot whose albums take a while and whose replies are not paced: a /cancel sent right after three
+    photos finds some of them still queued, although users take turns (the canceller's first photo runs
+    second) and the replies are paced at 1/s per chat in production."""
+    data_dir = fresh_data_dir(tmp_path_factory, models_dir, "slow")
+    process = BotProcess(server, data_dir, STYLIZE_STEPS="16", SEND_INTERVAL_PER_CHAT_S="0").start()
+    yield process
+    process.cleanup()
+
+
+def test_per_user_limit_and_cancel(server, slow_bot):
+    bot = slow_bot
     burst, canceller = TgUser(1401, "en"), TgUser(1402, "ru")
     for _ in range(20):
         server.push_message(burst, photo=make_photo(), media_group_id="m1")
