@@ -23,7 +23,9 @@ _EN = {
     "start": (
         "Hi! I'm <b>artbooth</b>. Send me a photo — a portrait works best — and I'll paint it four ways: "
         "{artists}, with a caption of what I see.\n\n"
-        "/style — choose one style instead of four\n/status — your photos in the queue\n"
+        "/style — choose one style instead of four\n/settings — quality or speed\n"
+        "/train — teach me your face, then /me, /portrait and /pose paint you\n"
+        "/status — your photos in the queue\n"
         "/cancel — cancel the waiting ones\n/lang — Русский / English\n/help — how it works"
     ),
     "help": (
@@ -86,7 +88,9 @@ _RU = {
     "start": (
         "Привет! Я <b>artbooth</b>. Пришлите фото — лучше всего портрет, — и я нарисую его в четырёх стилях: "
         "{artists}, с подписью о том, что я вижу.\n\n"
-        "/style — выбрать один стиль вместо четырёх\n/status — ваши фото в очереди\n"
+        "/style — выбрать один стиль вместо четырёх\n/settings — качество или скорость\n"
+        "/train — выучить ваше лицо, после чего /me, /portrait и /pose нарисуют вас\n"
+        "/status — ваши фото в очереди\n"
         "/cancel — отменить ожидающие\n/lang — Русский / English\n/help — как это работает"
     ),
     "help": (
