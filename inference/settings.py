@@ -21,8 +21,16 @@ class InferenceSettings(SharedSettings):
     overrides: dict[str, str] = field(default_factory=dict)  # role -> hub id or local dir
     # GPU speed switches (docs/benchmarks.md says what each measured)
     cuda_graphs: bool = True  # ARTBOOTH_CUDA_GRAPHS: replay the UNet and BLIP decoding as CUDA graphs
-    compile: bool = False  # ARTBOOTH_COMPILE: torch.compile the UNet and the VAE decoder
-    channels_last: bool = False  # ARTBOOTH_CHANNELS_LAST
+    compile: bool = True  # ARTBOOTH_COMPILE: torch.compile the UNet and the VAE decoder (CUDA only)
+    channels_last: bool = True  # ARTBOOTH_CHANNELS_LAST (CUDA only)
+    # issue 9: the worker at the GPU's speed (inference/graphs.py, inference/batch_runner.py)
+    buckets: bool = True  # ARTBOOTH_BUCKETS: fit photos to five shape buckets (inference.buckets)
+    batch_photos: int = 2  # ARTBOOTH_BATCH_PHOTOS: photos of one bucket painted in one UNet batch
+    claim_batch: int = 4  # ARTBOOTH_CLAIM_BATCH: stylize jobs claimed at once, grouped by bucket
+    warmup: bool = True  # ARTBOOTH_WARMUP: prepare every bucket's shapes when the worker starts (CUDA)
+    pipeline: bool = True  # ARTBOOTH_PIPELINE: decode the next photos and write pictures on threads
+    fuse_lora: bool = True  # ARTBOOTH_FUSE_LORA: portraits fuse the user's LoRA into the fast UNet
+    compile_cache: str = ""  # ARTBOOTH_COMPILE_CACHE: default DATA_DIR/compile-cache
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> InferenceSettings:
@@ -35,6 +43,20 @@ class InferenceSettings(SharedSettings):
             **cls.shared_from_env(env),  # type: ignore[arg-type]
             overrides=overrides,
             cuda_graphs=_flag(env, "ARTBOOTH_CUDA_GRAPHS", True),
-            compile=_flag(env, "ARTBOOTH_COMPILE", False),
-            channels_last=_flag(env, "ARTBOOTH_CHANNELS_LAST", False),
+            compile=_flag(env, "ARTBOOTH_COMPILE", True),
+            channels_last=_flag(env, "ARTBOOTH_CHANNELS_LAST", True),
+            buckets=_flag(env, "ARTBOOTH_BUCKETS", True),
+            batch_photos=max(1, int(env.get("ARTBOOTH_BATCH_PHOTOS") or 2)),
+            claim_batch=max(1, int(env.get("ARTBOOTH_CLAIM_BATCH") or 4)),
+            warmup=_flag(env, "ARTBOOTH_WARMUP", True),
+            pipeline=_flag(env, "ARTBOOTH_PIPELINE", True),
+            fuse_lora=_flag(env, "ARTBOOTH_FUSE_LORA", True),
+            compile_cache=env.get("ARTBOOTH_COMPILE_CACHE", ""),
         )
+
+    @property
+    def compile_cache_dir(self):
+        """Where torch.compile's inductor and triton caches live: kept across restarts and crashes."""
+        from pathlib import Path
+
+        return Path(self.compile_cache) if self.compile_cache else Path(self.data_dir) / "compile-cache"
