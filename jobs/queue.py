@@ -93,9 +93,21 @@ class JobQueue:
     # -- worker side ---------------------------------------------------------------------------
     def claim(self, kinds: tuple[str, ...] | None = None, *, min_priority: int | None = None) -> Job | None:
         """Take the next queued job (highest priority, then oldest), or None when there is none."""
+        rows = self._claim(sql.CLAIM, kinds, min_priority, {})
+        return Job.from_row(rows[0]) if rows else None
+
+    def claim_many(
+        self, limit: int, kinds: tuple[str, ...] | None = None, *, min_priority: int | None = None
+    ) -> list[Job]:
+        """Take up to `limit` queued jobs in one statement, in claim order (the worker batches them)."""
+        rows = self._claim(sql.CLAIM_MANY, kinds, min_priority, {"limit": max(1, int(limit))})
+        jobs = [Job.from_row(row) for row in rows]
+        return sorted(jobs, key=lambda job: (-job.priority, job.id))
+
+    def _claim(self, statement: str, kinds, min_priority: int | None, extra: dict) -> list:
         kinds_sql, kinds_params = sql.kinds_clause(kinds)
         prio_sql = "AND priority >= :min_priority" if min_priority is not None else ""
-        statement = sql.CLAIM.format(kinds=kinds_sql, min_priority=prio_sql)
+        statement = statement.format(kinds=kinds_sql, min_priority=prio_sql)
         now = time.time()
         params = dict(
             worker=self.worker_id,
@@ -103,15 +115,16 @@ class JobQueue:
             now=now,
             min_priority=min_priority,
             **kinds_params,
+            **extra,
         )
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            row = self.conn.execute(statement, params).fetchone()
+            rows = self.conn.execute(statement, params).fetchall()
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
-        return Job.from_row(row) if row else None
+        return rows
 
     def heartbeat(self, job_id: int) -> bool:
         """Renew the lease. False means the job is no longer ours (cancelled, or expired and re-claimed)."""

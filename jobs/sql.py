@@ -19,6 +19,15 @@ WHERE id = (SELECT id FROM jobs WHERE state = 'queued' {kinds} {min_priority}
             ORDER BY priority DESC, id LIMIT 1)
 RETURNING *
 """
+# Up to :limit jobs in one statement (issue 9: the worker batches several users' photos in one UNet run).
+# Same order as CLAIM; RETURNING order is not guaranteed, so callers sort by (priority DESC, id).
+CLAIM_MANY = """
+UPDATE jobs SET state = 'running', worker = :worker, lease_until = :lease_until,
+       attempts = attempts + 1, started_at = COALESCE(started_at, :now)
+WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' {kinds} {min_priority}
+             ORDER BY priority DESC, id LIMIT :limit)
+RETURNING *
+"""
 
 HEARTBEAT = """
 UPDATE jobs SET lease_until = :lease_until
