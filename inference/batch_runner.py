@@ -38,6 +38,7 @@ class _Ahead:
 
     ready: list[PreparedStylize]
     other: Job | None = None
+    failed: int = 0  # claimed, but failed before painting (a bad photo)
 
 
 class StylizeBatches:
@@ -69,14 +70,14 @@ class StylizeBatches:
         """Run `first` and the stylize jobs that follow it; returns (jobs run, a claimed job of another
         kind for the worker to run next, or None)."""
         ahead = self._claim_more([first], min_priority)
-        count = 0
+        count = ahead.failed
         while ahead.ready and not self.worker.stopping:
             batch = ahead.ready
             # Look ahead while the GPU paints this batch (unless a job of another kind is already next).
             future = self._submit(self._claim_next, min_priority) if ahead.other is None else None
             self._paint_all(batch)
-            count += len(batch)
             ahead = future.result() if future is not None else _Ahead([], ahead.other)
+            count += len(batch) + ahead.failed
         self._release([p.ctx for p in ahead.ready])  # stopping: claimed ahead but not painted
         self._wait_for_writes()
         return count, ahead.other
@@ -108,7 +109,7 @@ class StylizeBatches:
                 ready.append(prepare_stylize(ctx, job))
             except Exception as error:  # a bad photo fails its own job, here and now
                 self.worker.settle_error(ctx, error, self._queue())
-        return _Ahead(ready)
+        return _Ahead(ready, failed=len(jobs) - len(ready))
 
     # -- painting -------------------------------------------------------------------------------
     def _groups(self, batch: list[PreparedStylize]) -> list[list[PreparedStylize]]:
