@@ -89,10 +89,12 @@ class Worker:
     def load(self) -> None:
         if self.models is None:
             from inference.models import load_models
+            from inference.warmup import warm_up
 
             started = time.perf_counter()
             self.models = load_models(self.settings)
             log.info("models %s loaded in %.1fs", self.settings.models, time.perf_counter() - started)
+            warm_up(self.models)  # CUDA: every shape compiled and captured before the first job
 
     def run_forever(self, *, exit_when_idle: bool = False) -> None:
         self.load()
