@@ -4,9 +4,12 @@ written behind.
 Why not the plain claim-run-record loop: on an H200 a job's CPU work (read and decode the upload, fit it to
 its bucket, JPEG-encode and write four pictures, two database writes) took 0.4 s per album while the GPU
 waited (issue 9). Here, while the GPU paints one batch, a thread claims and decodes the next jobs and
-another writes the last batch's pictures, so the GPU goes from one batch straight to the next. Jobs whose
-photos share a bucket (and steps and mode) are painted in one `stylize_batch` call, up to
-ARTBOOTH_BATCH_PHOTOS photos, each with its own seeds: the same pictures as alone.
+another writes the last batch's pictures, so the GPU goes from one batch straight to the next. Up to
+ARTBOOTH_CLAIM_BATCH jobs are claimed at once (one statement); those whose photos share the first one's
+bucket (and steps and mode) are painted with it in one `stylize_batch` call, up to ARTBOOTH_BATCH_PHOTOS
+photos, each with its own seeds (the same pictures as alone), and the rest go straight back to the queue
+unspent (`unclaim`). So a batch is only ever what is painted together: no job waits, claimed, behind
+another bucket's batch, which would make job times uneven (p95 against p50).
 
 A job of another kind claimed while looking ahead is handed back to the worker's loop, so portraits and
 training are not passed over. A failed batch is retried job by job through the worker's own path (with
@@ -102,30 +105,27 @@ class StylizeBatches:
         want = self.settings.claim_batch - len(jobs)
         if want > 0:
             jobs = jobs + self._queue().claim_many(want, ("stylize",), min_priority=jobs[0].priority)
-        ready = []
+        ready: list[PreparedStylize] = []
+        failed = 0
         for job in jobs:
             ctx = JobContext(worker=self.worker, job=job)
             try:
-                ready.append(prepare_stylize(ctx, job))
+                prepared = prepare_stylize(ctx, job)
             except Exception as error:  # a bad photo fails its own job, here and now
                 self.worker.settle_error(ctx, error, self._queue())
-        return _Ahead(ready, failed=len(jobs) - len(ready))
+                failed += 1
+                continue
+            if not ready or (prepared.key == ready[0].key and len(ready) < self.settings.batch_photos):
+                ready.append(prepared)
+            else:  # another bucket: back to the queue for the next look-ahead, its wait not counted
+                self._queue().unclaim(job.id)
+        return _Ahead(ready, failed=failed)
 
     # -- painting -------------------------------------------------------------------------------
-    def _groups(self, batch: list[PreparedStylize]) -> list[list[PreparedStylize]]:
-        groups: dict[tuple, list[list[PreparedStylize]]] = {}
-        for prepared in batch:
-            lists = groups.setdefault(prepared.key, [[]])
-            if len(lists[-1]) >= self.settings.batch_photos:
-                lists.append([])
-            lists[-1].append(prepared)
-        return sorted((g for lists in groups.values() for g in lists), key=lambda g: g[0].ctx.job.id)
-
     def _paint_all(self, batch: list[PreparedStylize]) -> None:
         heartbeat = self.worker.heartbeat([p.ctx for p in batch])
         try:
-            for group in self._groups(batch):
-                self._paint(group)
+            self._paint(batch)  # one bucket, at most ARTBOOTH_BATCH_PHOTOS photos (see _claim_more)
         finally:
             heartbeat.stop()
 

@@ -115,7 +115,7 @@ class Worker:
         if getattr(self, "_batches", None) is not None:
             self._batches.close()  # pictures still being written are finished first
         self.queue.close()
-        log.info("worker %s stopped", self.queue.worker_id)
+        log.info("worker %s stopped%s", self.queue.worker_id, _peak_memory())
 
     def sweep_expired(self) -> None:
         requeued, failed = self.queue.requeue_expired()
@@ -238,6 +238,19 @@ class Worker:
                     _free_cuda_memory()
                     raise JobError(OUT_OF_MEMORY, "the GPU ran out of memory for this job") from again
                 raise
+
+
+def _peak_memory() -> str:
+    """The GPU memory this worker peaked at (the benchmark reads this line)."""
+    import torch
+
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return ""
+    gib = 2**30
+    return (
+        f"; peak GPU memory {torch.cuda.max_memory_allocated() / gib:.2f} GiB allocated, "
+        f"{torch.cuda.max_memory_reserved() / gib:.2f} GiB reserved"
+    )
 
 
 def _batch_size(job: Job) -> int:

@@ -156,6 +156,10 @@ class JobQueue:
     def release(self, job_id: int) -> bool:
         return self.conn.execute(sql.RELEASE, dict(id=job_id, worker=self.worker_id)).rowcount == 1
 
+    def unclaim(self, job_id: int) -> bool:
+        """Give back a job claimed by claim_many but not run: queued again, as if never claimed."""
+        return self.conn.execute(sql.UNCLAIM, dict(id=job_id, worker=self.worker_id)).rowcount == 1
+
     def requeue_expired(self) -> tuple[list[int], list[int]]:
         """Jobs whose worker vanished: back to the queue, or failed once their attempts are spent."""
         now = time.time()

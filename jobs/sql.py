@@ -28,6 +28,13 @@ WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' {kinds} {min_priority}
              ORDER BY priority DESC, id LIMIT :limit)
 RETURNING *
 """
+# A job claimed with others but not run with them (its photo fits another batch): back to the queue as if
+# never claimed, so its wait is not counted as running.
+UNCLAIM = """
+UPDATE jobs SET state = 'queued', worker = NULL, lease_until = NULL, attempts = attempts - 1,
+       started_at = CASE WHEN attempts = 1 THEN NULL ELSE started_at END
+WHERE id = :id AND state = 'running' AND worker = :worker
+"""
 
 HEARTBEAT = """
 UPDATE jobs SET lease_until = :lease_until

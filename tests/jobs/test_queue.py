@@ -213,6 +213,10 @@ def test_claim_many_takes_several_jobs_in_claim_order_in_one_statement(tmp_path:
     assert [job.id for job in q.claim_many(10, ("stylize",))] == photos[3:]
     assert q.claim_many(4, ("stylize",)) == []
     assert [job.id for job in q.claim_many(4)] == [portrait, train]  # priority first, then age
+    assert q.unclaim(photos[4]) and not q.unclaim(photos[4])
+    again = q.get(photos[4])
+    assert again.state is JobState.QUEUED and again.attempts == 0 and again.started_at is None
+    assert JobQueue(tmp_path / "db.sqlite3", worker_id="other").claim_many(5)[0].id == photos[4]
 
 
 def _claim_many_all(db: str, worker: str, out: mp.Queue, start) -> None:
