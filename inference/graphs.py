@@ -47,8 +47,12 @@ def _module_state(unet: torch.nn.Module) -> tuple[int, bool]:
 def compile_fn(fn: Callable, name: str) -> Callable:
     """torch.compile with dynamic shapes: one compilation serves every batch size and bucket."""
     import torch._inductor.config as inductor_config
+    import torch.fx.experimental._config as fx_config
 
     inductor_config.conv_1x1_as_mm = True  # diffusers' recipe for SD UNets
+    # Without this, sizes that happen to be equal in the first call (a square latent, a batch of 4 beside
+    # 4 latent channels) share one symbol and the next shape recompiles (seen on CPU: 85 s more).
+    fx_config.use_duck_shape = False
     log.info("compiling the %s (cached under TORCHINDUCTOR_CACHE_DIR after the first start)", name)
     return torch.compile(fn, dynamic=True)
 
@@ -90,17 +94,30 @@ class GraphedUNet:
         graph.replay()
         return s_out.clone()
 
+    def _warm(self, static) -> None:
+        """One run before capture; a compiler failure costs speed, never the job: eager from then on."""
+        if self.forward is not None:
+            try:
+                self.forward(*static)
+                return
+            except Exception as error:  # an inductor/triton bug on this machine
+                log.error(
+                    "compiled UNet failed (%s); running it uncompiled", str(error).splitlines()[0][:300]
+                )
+                self.forward = None
+        self._eager(*static)
+
     def _capture(self, key, x, t, embeds) -> None:
         if len(self.graphs) >= self.max_graphs:
             self.graphs.pop(next(iter(self.graphs)))
-        forward = self.forward or self._eager
         static = (x.clone(), t.clone().reshape(()), embeds.clone())
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):  # compiling, autotuning and lazy inits happen outside the capture
             for _ in range(2):
-                forward(*static)
+                self._warm(static)
         torch.cuda.current_stream().wait_stream(stream)
+        forward = self.forward or self._eager
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self.pool):
             out = forward(*static)
@@ -138,5 +155,17 @@ def vae_decoder(models) -> Callable[[torch.Tensor], torch.Tensor]:
         return plain
     lazy = models._lazy
     if lazy.get("vae_decode") is None or lazy["vae_decode"][0] is not vae:
-        lazy["vae_decode"] = (vae, compile_fn(plain, "VAE decoder"))
+        compiled = compile_fn(plain, "VAE decoder")
+        state = {"ok": True}
+
+        def decode(latents: torch.Tensor) -> torch.Tensor:
+            if state["ok"]:
+                try:
+                    return compiled(latents)
+                except Exception as error:  # as for the UNet: slower, never failed
+                    log.error("compiled VAE decoder failed (%s); running it uncompiled", str(error)[:300])
+                    state["ok"] = False
+            return plain(latents)
+
+        lazy["vae_decode"] = (vae, decode)
     return lazy["vae_decode"][1]
