@@ -21,8 +21,10 @@ class InferenceSettings(SharedSettings):
     overrides: dict[str, str] = field(default_factory=dict)  # role -> hub id or local dir
     # GPU speed switches (docs/benchmarks.md says what each measured)
     cuda_graphs: bool = True  # ARTBOOTH_CUDA_GRAPHS: replay the UNet and BLIP decoding as CUDA graphs
-    compile: bool = True  # ARTBOOTH_COMPILE: torch.compile the UNet and the VAE decoder (CUDA only)
-    channels_last: bool = True  # ARTBOOTH_CHANNELS_LAST (CUDA only)
+    # ARTBOOTH_COMPILE: torch.compile the UNet and the VAE decoder (CUDA only). Off by default: on the first
+    # H200 run (2026-12-02) its cold compile did not finish within 7 minutes (docs/benchmarks.md).
+    compile: bool = False
+    channels_last: bool = False  # ARTBOOTH_CHANNELS_LAST (with ARTBOOTH_COMPILE only; eager ran slower)
     # issue 9: the worker at the GPU's speed (inference/graphs.py, inference/batch_runner.py)
     buckets: bool = True  # ARTBOOTH_BUCKETS: fit photos to five shape buckets (inference.buckets)
     batch_photos: int = 2  # ARTBOOTH_BATCH_PHOTOS: photos of one bucket painted in one UNet batch
@@ -43,8 +45,8 @@ class InferenceSettings(SharedSettings):
             **cls.shared_from_env(env),  # type: ignore[arg-type]
             overrides=overrides,
             cuda_graphs=_flag(env, "ARTBOOTH_CUDA_GRAPHS", True),
-            compile=_flag(env, "ARTBOOTH_COMPILE", True),
-            channels_last=_flag(env, "ARTBOOTH_CHANNELS_LAST", True),
+            compile=_flag(env, "ARTBOOTH_COMPILE", False),
+            channels_last=_flag(env, "ARTBOOTH_CHANNELS_LAST", False),
             buckets=_flag(env, "ARTBOOTH_BUCKETS", True),
             batch_photos=max(1, int(env.get("ARTBOOTH_BATCH_PHOTOS") or 2)),
             claim_batch=max(1, int(env.get("ARTBOOTH_CLAIM_BATCH") or 4)),
