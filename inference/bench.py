@@ -223,7 +223,8 @@ def _album_section(args: argparse.Namespace, settings, device, report: dict) -> 
     if device.type == "cuda":
         torch.cuda.synchronize()
     report["load_s"] = round(time.perf_counter() - t0, 3)
-    report["warmup_s"] = round(warm_up(models), 1)
+    if settings.compile:  # the worker's start is timed by --queue; here only the album's bucket matters
+        report["warmup_s"] = round(warm_up(models), 1)
     report["dtype"] = str(models.dtype).replace("torch.", "")
     report["resident_gib"] = (
         round(torch.cuda.memory_allocated(device) / 2**30, 3) if device.type == "cuda" else None

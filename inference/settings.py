@@ -27,8 +27,12 @@ class InferenceSettings(SharedSettings):
     channels_last: bool = False  # ARTBOOTH_CHANNELS_LAST (with ARTBOOTH_COMPILE only; eager ran slower)
     # issue 9: the worker at the GPU's speed (inference/graphs.py, inference/batch_runner.py)
     buckets: bool = True  # ARTBOOTH_BUCKETS: fit photos to five shape buckets (inference.buckets)
-    batch_photos: int = 2  # ARTBOOTH_BATCH_PHOTOS: photos of one bucket painted in one UNet batch
-    claim_batch: int = 4  # ARTBOOTH_CLAIM_BATCH: stylize jobs claimed at once, grouped by bucket
+    # Batching across users is opt-in: in the H200 drain of four aspects it never formed a batch, while its
+    # extra shapes doubled the start's warm-up and raised the peak reserved memory (docs/benchmarks.md).
+    batch_photos: int = 1  # ARTBOOTH_BATCH_PHOTOS: photos of one bucket painted in one UNet batch
+    claim_batch: int = (
+        1  # ARTBOOTH_CLAIM_BATCH: stylize jobs claimed at once (those of other buckets go back)
+    )
     warmup: bool = True  # ARTBOOTH_WARMUP: prepare every bucket's shapes when the worker starts (CUDA)
     pipeline: bool = True  # ARTBOOTH_PIPELINE: decode the next photos and write pictures on threads
     fuse_lora: bool = True  # ARTBOOTH_FUSE_LORA: portraits fuse the user's LoRA into the fast UNet
@@ -48,8 +52,8 @@ class InferenceSettings(SharedSettings):
             compile=_flag(env, "ARTBOOTH_COMPILE", False),
             channels_last=_flag(env, "ARTBOOTH_CHANNELS_LAST", False),
             buckets=_flag(env, "ARTBOOTH_BUCKETS", True),
-            batch_photos=max(1, int(env.get("ARTBOOTH_BATCH_PHOTOS") or 2)),
-            claim_batch=max(1, int(env.get("ARTBOOTH_CLAIM_BATCH") or 4)),
+            batch_photos=max(1, int(env.get("ARTBOOTH_BATCH_PHOTOS") or 1)),
+            claim_batch=max(1, int(env.get("ARTBOOTH_CLAIM_BATCH") or 1)),
             warmup=_flag(env, "ARTBOOTH_WARMUP", True),
             pipeline=_flag(env, "ARTBOOTH_PIPELINE", True),
             fuse_lora=_flag(env, "ARTBOOTH_FUSE_LORA", True),

@@ -135,7 +135,8 @@ class Worker:
             job = job or self.queue.claim(self.kinds, min_priority=min_priority)
             if job is None:
                 break
-            if job.kind == "stylize" and self.settings.claim_batch > 1 and self.models is not None:
+            batching = self.settings.pipeline or self.settings.claim_batch > 1
+            if job.kind == "stylize" and batching and self.models is not None:
                 ran, job = self.batches.run(job, min_priority)
                 count += ran
                 continue

@@ -44,6 +44,7 @@ def calls(monkeypatch) -> list[int]:
 
 
 def make_worker(data_dir: Path, tiny_models, **settings) -> Worker:
+    settings = {"claim_batch": 4, "batch_photos": 2, **settings}
     return Worker(
         InferenceSettings(data_dir=data_dir, models="tiny", device="cpu", **settings), models=tiny_models
     )
