@@ -149,9 +149,8 @@ def _configure_cuda(pipe, settings: InferenceSettings) -> None:
     """Cheap CUDA speedups, and where torch.compile keeps its artefacts.
 
     fp16 weights and SDPA attention are the base; TF32 and cuDNN autotuning are free. channels_last made
-    the *eager* UNet 8-20% slower on an H100 (torch 2.11), but the compiled UNet, whose GroupNorms are
-    inductor's own kernels, runs its convolutions fastest in NHWC, so it follows ARTBOOTH_COMPILE by
-    default. The compiled forwards themselves are built lazily (inference.graphs) and prepared at the
+    the *eager* UNet 8-20% slower on an H100 (torch 2.11), so it applies only with ARTBOOTH_COMPILE=1
+    (the issue's fastest compiled configuration used it; not re-measured here). The compiled forwards themselves are built lazily (inference.graphs) and prepared at the
     worker's start (inference.warmup); their caches go under DATA_DIR so a restart does not recompile.
     """
     torch.backends.cuda.matmul.allow_tf32 = True
