@@ -55,6 +55,19 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         help="variants per style for the throughput runs",
     )
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: DEVICE or auto)")
+    parser.add_argument(
+        "--queue", type=int, default=0, help="also drain N real jobs through worker processes"
+    )
+    parser.add_argument("--aspects", default="4:3,3:4,1:1,16:9", help="photo aspects for --queue, in turn")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes for --queue, cycling over GPUs"
+    )
+    parser.add_argument(
+        "--queue-dir", type=Path, help="where the drains' DATA_DIRs go (default DATA_DIR/bench-queue)"
+    )
+    parser.add_argument("--queue-only", action="store_true", help="only the queue drains")
+    parser.add_argument("--warm-only", action="store_true", help="one drain on DATA_DIR's compile cache")
+    parser.add_argument("--portraits", action="store_true", help="also four portraits with a LoRA (GPU)")
     # fast mode (inference/fast_bench.py): the few-step album, portraits on a user's LoRA, a queue drain
     parser.add_argument("--fast", action="store_true", help="also time fast mode (issue 10's targets)")
     parser.add_argument("--drain", type=int, default=200, help="fast albums in the queue drain (default 200)")
@@ -124,36 +137,114 @@ def _peaks(torch, device) -> tuple[float | None, float | None]:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    """Every section runs even if one before it failed (its error is recorded); the JSON is rewritten
+    after each, so a run cut short by a time limit still leaves what it measured."""
     import diffusers
     import torch
     import transformers
 
-    from inference.models import load_models, pick_device
+    from inference.models import pick_device, resolve
+    from inference.presets import ROLES
     from inference.settings import InferenceSettings
-    from inference.stylize import stylize
 
     settings = InferenceSettings.from_env()
     if args.device:
         settings.device = args.device
     device = pick_device(settings.device)
-    # Build (sd15-random: first run only) outside the timed load, as a deployed worker would have it.
-    from inference.models import resolve
-    from inference.presets import ROLES
+    report: dict[str, Any] = {
+        "preset": settings.models,
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "versions": {
+            "torch": torch.__version__,
+            "diffusers": diffusers.__version__,
+            "transformers": transformers.__version__,
+        },
+        "compile": settings.compile,
+        "steps": args.steps,
+        "strength": args.strength,
+    }
 
-    for role in ROLES[:3]:
+    def section(name: str, fn: Callable[[], dict]) -> None:
+        started = time.perf_counter()
+        try:
+            report.update(fn())
+        except Exception as error:  # keep measuring the rest
+            import traceback
+
+            traceback.print_exc()
+            report[f"{name}_error"] = f"{type(error).__name__}: {error}"[:500]
+        report.setdefault("section_s", {})[name] = round(time.perf_counter() - started, 1)
+        _write(args.out, report)
+
+    t0 = time.perf_counter()
+    for role in ROLES[:3]:  # build sd15-random (first run only) outside the timed load
         resolve(settings, role)
+    report["build_s"] = round(time.perf_counter() - t0, 1)
+    if args.queue:
+        section("queue", lambda: _queue_sections(args, settings))
+    if not args.queue_only:
+        section("album", lambda: _album_section(args, settings, device, report))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _write(out: Path, report: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _queue_sections(args: argparse.Namespace, settings) -> dict:
+    """Queue drains: cold compile cache (a first start), then warm; fresh DATA_DIRs under --queue-dir."""
+    from inference.bench_queue import drain, parse_aspects
+    from inference.models import models_dir
+
+    aspects = parse_aspects(args.aspects)
+    root = args.queue_dir or Path(settings.data_dir) / "bench-queue"
+    stamp = time.strftime("%H%M%S")
+    cache = root / f"compile-cache-{stamp}"
+    out: dict[str, Any] = {}
+    if not args.warm_only:
+        cold = drain(
+            models_dir(settings), root / f"cold-{stamp}", min(args.queue, 8), aspects, args.workers, cache
+        )
+        out["queue_cold"] = cold
+        _write(args.out, out)
+    else:
+        cache = settings.compile_cache_dir
+    out["queue_warm"] = drain(
+        models_dir(settings), root / f"warm-{stamp}", args.queue, aspects, args.workers, cache
+    )
+    return out
+
+
+def _album_section(args: argparse.Namespace, settings, device, report: dict) -> dict:
+    import torch
+
+    from inference.models import load_models
+    from inference.stylize import stylize
+    from inference.warmup import warm_up
+
     t0 = time.perf_counter()
     models = load_models(settings, roles=("base", "caption", "vqa"))
     if device.type == "cuda":
         torch.cuda.synchronize()
-    load_s = time.perf_counter() - t0
-
-    resident_gib = round(torch.cuda.memory_allocated(device) / 2**30, 3) if device.type == "cuda" else None
+    report["load_s"] = round(time.perf_counter() - t0, 3)
+    if settings.compile:  # the worker's start is timed by --queue; here only the album's bucket matters
+        report["warmup_s"] = round(warm_up(models), 1)
+    report["dtype"] = str(models.dtype).replace("torch.", "")
+    report["resident_gib"] = (
+        round(torch.cuda.memory_allocated(device) / 2**30, 3) if device.type == "cuda" else None
+    )
     photo = bench_photo(models.resolution)
+    report["resolution"] = list(photo.size)
+    report["denoising_steps"] = int(args.steps * args.strength)
+    report["iters"] = args.iters
     timer = Timer(device)
     caption = models.captioner.caption([photo])[0]
 
-    def album(variants: int = 1, with_caption: bool = True):
+    def album(variants: int = 1, with_caption: bool = True, strength: float | None = args.strength):
         return stylize(
             models,
             photo,
@@ -161,67 +252,109 @@ def run_bench(args: argparse.Namespace) -> int:
             variants=variants,
             seed=0,
             steps=args.steps,
-            strength=args.strength,
+            strength=strength,
             caption=None if with_caption else caption,
         )
 
-    first_job = timer(album)  # the first album: cuDNN autotuning, and compiling under ARTBOOTH_COMPILE=1
+    report["first_job_s"] = round(timer(album)[0], 3)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)  # from here: resident weights + one album at a time
     caption_runs = _repeat(timer, lambda: models.captioner.caption([photo]), args.iters, args.warmup)
     stylize_runs = _repeat(timer, lambda: album(with_caption=False), args.iters, args.warmup)
     job_runs = _repeat(timer, album, args.iters, args.warmup)
+    own_runs = _repeat(timer, lambda: album(strength=None), args.iters, args.warmup)
     album_peak = _peaks(torch, device)
     throughput = {}
     for v in args.variants:
         runs = _repeat(timer, lambda v=v: album(variants=v), max(1, args.iters // 2), args.warmup)
         throughput[len(ARTISTS) * v] = round(len(ARTISTS) * v / statistics.median(r[0] for r in runs), 3)
+    report.update(
+        {
+            "caption": caption,
+            "caption_s": _median(caption_runs, 0),
+            "caption_gpu_s": _median(caption_runs, 1),
+            "stylize_4_s": _median(stylize_runs, 0),
+            "stylize_4_gpu_s": _median(stylize_runs, 1),
+            "job_4_s": _median(job_runs, 0),
+            "job_4_gpu_s": _median(job_runs, 1),
+            "job_4_own_strengths_gpu_s": _median(own_runs, 1),  # each artist at its strength (0.6..0.7)
+            "images_per_s_by_batch": throughput,
+            "images_per_s": max(
+                [*throughput.values(), round(len(ARTISTS) / statistics.median(r[0] for r in job_runs), 3)]
+            ),
+            "peak_allocated_gib": album_peak[0],  # ... while running 4-picture albums (a worker's load)
+            "peak_reserved_gib": album_peak[1],
+            "peak_allocated_gib_throughput": _peaks(torch, device)[0],  # ... incl. the largest batch above
+            "peak_reserved_gib_throughput": _peaks(torch, device)[1],
+        }
+    )
+    _write(args.out, report)
+    if device.type == "cuda":
+        _gpu_sections(args, models, photo, report)
+    _later_sections(args, models, photo, timer, report)
+    return {}
 
-    report = {
-        "preset": models.preset.name,
-        "device": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
-        "dtype": str(models.dtype).replace("torch.", ""),
-        "versions": {
-            "torch": torch.__version__,
-            "diffusers": diffusers.__version__,
-            "transformers": transformers.__version__,
-        },
-        "compile": models.settings.compile,
-        "resolution": list(photo.size),
-        "steps": args.steps,
-        "strength": args.strength,
-        "denoising_steps": int(args.steps * args.strength),
-        "iters": args.iters,
-        "load_s": round(load_s, 3),
-        "first_job_s": round(first_job[0], 3),
-        "caption": caption,
-        "caption_s": _median(caption_runs, 0),
-        "stylize_4_s": _median(stylize_runs, 0),
-        "stylize_4_gpu_s": _median(stylize_runs, 1),
-        "job_4_s": _median(job_runs, 0),
-        "job_4_gpu_s": _median(job_runs, 1),
-        "images_per_s_by_batch": throughput,
-        "images_per_s": max(
-            [*throughput.values(), round(len(ARTISTS) / statistics.median(r[0] for r in job_runs), 3)]
-        ),
-        "resident_gib": resident_gib,  # base + caption + vqa weights
-        "peak_allocated_gib": album_peak[0],  # ... while running 4-picture albums (a worker's load)
-        "peak_reserved_gib": album_peak[1],
-        "peak_allocated_gib_throughput": _peaks(torch, device)[0],  # ... incl. the largest batch above
-        "peak_reserved_gib_throughput": _peaks(torch, device)[1],
-    }
+
+def _later_sections(args: argparse.Namespace, models, photo, timer: Timer, report: dict) -> None:
+    """Fast mode, then /pose: each loads adapters or a ControlNet, so they come after the album's figures."""
+    sections = []
     if args.fast:
         from inference.fast_bench import fast_report
 
-        report.update(fast_report(models, photo, timer, _repeat, args))
-    if args.pose:  # issue 11, after the album's figures: the ControlNet then stays resident
+        sections.append(("fast", lambda: fast_report(models, photo, timer, _repeat, args)))
+    if args.pose:
         from inference.pose_bench import pose_bench
 
-        report["pose"] = pose_bench(models, timer, args.iters, args.warmup)
-    text = json.dumps(report, indent=2)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
-    return 0
+        sections.append(("pose", lambda: {"pose": pose_bench(models, timer, args.iters, args.warmup)}))
+    for name, fn in sections:
+        try:
+            report.update(fn())
+        except Exception as error:  # one section's failure is recorded; the others still run
+            import traceback
+
+            traceback.print_exc()
+            report[f"{name}_error"] = f"{type(error).__name__}: {error}"[:500]
+        _write(args.out, report)
+
+
+def _gpu_sections(args: argparse.Namespace, models, photo, report: dict) -> None:
+    """Baseline, UNet/VAE alone, the PSNR check and, last (the plain path wraps the UNet in peft layers),
+    portraits."""
+    from inference import bench_parts
+
+    def part(name: str, fn: Callable[[], dict]) -> None:
+        try:
+            report.update(fn())
+        except Exception as error:
+            import traceback
+
+            traceback.print_exc()
+            report[f"{name}_error"] = f"{type(error).__name__}: {error}"[:500]
+        _write(args.out, report)
+
+    pipe = bench_parts.plain_pipeline(models)
+    part(
+        "baseline",
+        lambda: {
+            "baseline_diffusers_4_gpu_s": bench_parts.baseline(
+                pipe, photo, args.steps, args.strength, args.iters
+            )
+        },
+    )
+    part(
+        "psnr",
+        lambda: {"psnr_fast_vs_diffusers_db": bench_parts.same_pictures(models, pipe, photo, args.steps)},
+    )
+    pipe = None  # the plain copy's memory back before the rest  # noqa: F841
+    import torch
+
+    torch.cuda.empty_cache()
+    part("unet_vae", lambda: bench_parts.unet_and_vae(models))
+    if report.get("baseline_diffusers_4_gpu_s") and report.get("job_4_gpu_s"):
+        base = report["baseline_diffusers_4_gpu_s"]
+        report["speedup_vs_diffusers"] = round(base / report["job_4_gpu_s"], 2)
+    if args.portraits:
+        part(
+            "portraits",
+            lambda: bench_parts.portraits(models, args.out.parent / "bench-loras", max(3, args.iters)),
+        )

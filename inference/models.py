@@ -8,6 +8,7 @@ The same `from_pretrained` code loads real weights (`MODELS=sd15`) and the twins
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -170,27 +171,23 @@ def _quiet_loading() -> None:
 
 
 def _configure_cuda(pipe, settings: InferenceSettings) -> None:
-    """Cheap CUDA speedups, measured on an H100 (sd15-random, batch 8 at 64x64 latents, fp16).
+    """Cheap CUDA speedups, and where torch.compile keeps its artefacts.
 
-    fp16 weights and SDPA attention are the base; TF32 and cuDNN autotuning are free. channels_last
-    made the UNet, VAE encode and decode 8-20% *slower* here (torch 2.11) and fused QKV projections did
-    not help, so both stay off (ARTBOOTH_CHANNELS_LAST=1 turns the first on). The big win is CUDA
-    graphs (stylize.GraphedUNet, captioner.GreedyDecoder): this host launches kernels about as fast as
-    the GPU runs them. torch.compile (ARTBOOTH_COMPILE=1) cuts a UNet step from 28.5 to 22 ms more, but
-    its first album takes 75-105 s and each new shape recompiles, so it is opt-in.
+    fp16 weights and SDPA attention are the base; TF32 and cuDNN autotuning are free. channels_last made
+    the *eager* UNet 8-20% slower on an H100 (torch 2.11), so it applies only with ARTBOOTH_COMPILE=1
+    (the issue's fastest compiled configuration used it; not re-measured here). The compiled forwards themselves are built lazily (inference.graphs) and prepared at the
+    worker's start (inference.warmup); their caches go under DATA_DIR so a restart does not recompile.
     """
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
-    if settings.channels_last:
+    if settings.compile:
+        cache = settings.compile_cache_dir
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache / "inductor"))
+        os.environ.setdefault("TRITON_CACHE_DIR", str(cache / "triton"))
+    if settings.channels_last and settings.compile:
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
-    if settings.compile:
-        import torch._inductor.config as inductor_config
-
-        inductor_config.conv_1x1_as_mm = True  # diffusers' recipe for SD UNets
-        pipe.unet = torch.compile(pipe.unet, fullgraph=False)
-        pipe.vae.decode = torch.compile(pipe.vae.decode, fullgraph=False)
 
 
 def load_base(settings: InferenceSettings, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any]:

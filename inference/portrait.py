@@ -22,6 +22,7 @@ from PIL import Image
 
 from contract import kinds
 from inference.context import JobContext, JobStopped
+from inference.lora_fuse import lora_fuser
 from inference.train import adapters
 from inference.train.lora_io import LoraInfo, check_lora_for
 from jobs.errors import BAD_LORA, BAD_REQUEST, JobError
@@ -166,6 +167,12 @@ def portrait(
     if not scene or not scene.strip():
         raise JobError(BAD_REQUEST, "describe the scene, e.g. /me on the moon")
     started = time.perf_counter()
+    if getattr(models.settings, "fuse_lora", False) and not fast:  # fast: adapters stacked, below
+        info = check_lora_for(Path(lora_path), models.base_id)
+        prompt = build_prompt(scene, token or info.token, cls or info.cls)
+        with lora_fuser(models).fused(Path(lora_path), lora_scale):
+            images = paint_text2img(models, prompt, negative, n, seed, guidance, steps, max_batch)
+        return PortraitResult(prompt, images, time.perf_counter() - started, seed)
     cache = adapter_cache(models)
     name, info = cache.acquire(Path(lora_path), owner)
     prompt = build_prompt(scene, token or info.token, cls or info.cls)
@@ -195,6 +202,51 @@ def portrait(
                 **extra,
             ).images
     return PortraitResult(prompt, images, time.perf_counter() - started, seed, fast)
+
+
+def paint_text2img(
+    models, prompt: str, negative: str, n: int, seed: int, guidance: float, steps: int, max_batch: int | None
+) -> list[Image.Image]:
+    """What `StableDiffusionPipeline(prompt, generator=[one per image])` paints, through the worker's fast
+    UNet (compiled, graphed) and VAE decoder: the same noise (one device generator per image, seeded
+    seed + i, drawn as diffusers draws it), scheduler, guidance and postprocessing."""
+    from inference.graphs import unet_runner, vae_decoder
+    from inference.stylize import _Sample, decode, denoise, make_groups
+
+    pipe = models.txt2img
+    device = models.device
+    side = models.resolution // pipe.vae_scale_factor
+    chunk = max(1, min(n, max_batch or n))
+    images: list[Image.Image] = []
+    with torch.inference_mode():
+        positive, negative_embeds = pipe.encode_prompt(
+            [prompt] * n,
+            device,
+            num_images_per_prompt=1,
+            do_classifier_free_guidance=True,
+            negative_prompt=[negative] * n,
+        )
+        for lo in range(0, n, chunk):
+            count = min(chunk, n - lo)
+            samples = [_Sample(None, seed + lo + i, 1.0, guidance) for i in range(count)]  # type: ignore[arg-type]
+            groups, timesteps = make_groups(pipe, samples, steps, device)
+            noise = [
+                torch.randn(
+                    (1, pipe.unet.config.in_channels, side, side),
+                    generator=torch.Generator(device=device).manual_seed(s.seed),
+                    device=device,
+                    dtype=positive.dtype,
+                )
+                for s in samples
+            ]
+            groups[0].latents = torch.cat(noise) * groups[0].scheduler.init_noise_sigma
+            scale = torch.full((count,), guidance, device=device, dtype=positive.dtype)
+            part = slice(lo, lo + count)
+            latents = denoise(
+                unet_runner(models), groups, timesteps, positive[part], negative_embeds[part], scale
+            )
+            images += decode(pipe, latents, vae_decode=vae_decoder(models))
+    return images
 
 
 def user_lora_path(data_dir: Path, user_id: int | str) -> Path:

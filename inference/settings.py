@@ -21,8 +21,22 @@ class InferenceSettings(SharedSettings):
     overrides: dict[str, str] = field(default_factory=dict)  # role -> hub id or local dir
     # GPU speed switches (docs/benchmarks.md says what each measured)
     cuda_graphs: bool = True  # ARTBOOTH_CUDA_GRAPHS: replay the UNet and BLIP decoding as CUDA graphs
-    compile: bool = False  # ARTBOOTH_COMPILE: torch.compile the UNet and the VAE decoder
-    channels_last: bool = False  # ARTBOOTH_CHANNELS_LAST
+    # ARTBOOTH_COMPILE: torch.compile the UNet and the VAE decoder (CUDA only). Off by default: on the first
+    # H200 run (2026-12-02) its cold compile did not finish within 7 minutes (docs/benchmarks.md).
+    compile: bool = False
+    channels_last: bool = False  # ARTBOOTH_CHANNELS_LAST (with ARTBOOTH_COMPILE only; eager ran slower)
+    # issue 9: the worker at the GPU's speed (inference/graphs.py, inference/batch_runner.py)
+    buckets: bool = True  # ARTBOOTH_BUCKETS: fit photos to five shape buckets (inference.buckets)
+    # Batching across users is opt-in: in the H200 drain of four aspects it never formed a batch, while its
+    # extra shapes doubled the start's warm-up and raised the peak reserved memory (docs/benchmarks.md).
+    batch_photos: int = 1  # ARTBOOTH_BATCH_PHOTOS: photos of one bucket painted in one UNet batch
+    claim_batch: int = (
+        1  # ARTBOOTH_CLAIM_BATCH: stylize jobs claimed at once (those of other buckets go back)
+    )
+    warmup: bool = True  # ARTBOOTH_WARMUP: prepare every bucket's shapes when the worker starts (CUDA)
+    pipeline: bool = True  # ARTBOOTH_PIPELINE: decode the next photos and write pictures on threads
+    fuse_lora: bool = True  # ARTBOOTH_FUSE_LORA: portraits fuse the user's LoRA into the fast UNet
+    compile_cache: str = ""  # ARTBOOTH_COMPILE_CACHE: default DATA_DIR/compile-cache
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> InferenceSettings:
@@ -37,4 +51,18 @@ class InferenceSettings(SharedSettings):
             cuda_graphs=_flag(env, "ARTBOOTH_CUDA_GRAPHS", True),
             compile=_flag(env, "ARTBOOTH_COMPILE", False),
             channels_last=_flag(env, "ARTBOOTH_CHANNELS_LAST", False),
+            buckets=_flag(env, "ARTBOOTH_BUCKETS", True),
+            batch_photos=max(1, int(env.get("ARTBOOTH_BATCH_PHOTOS") or 1)),
+            claim_batch=max(1, int(env.get("ARTBOOTH_CLAIM_BATCH") or 1)),
+            warmup=_flag(env, "ARTBOOTH_WARMUP", True),
+            pipeline=_flag(env, "ARTBOOTH_PIPELINE", True),
+            fuse_lora=_flag(env, "ARTBOOTH_FUSE_LORA", True),
+            compile_cache=env.get("ARTBOOTH_COMPILE_CACHE", ""),
         )
+
+    @property
+    def compile_cache_dir(self):
+        """Where torch.compile's inductor and triton caches live: kept across restarts and crashes."""
+        from pathlib import Path
+
+        return Path(self.compile_cache) if self.compile_cache else Path(self.data_dir) / "compile-cache"

@@ -16,6 +16,12 @@ same photo, styles and seed give the same pixels however the batch is split (`ma
 worker halves after a CUDA OOM). `mode="text2img"` runs the same loop from pure noise (strength 1).
 `fast=True` runs it on the preset's few-step schedule (inference/fast.py): its own UNet and scheduler, and
 without guidance the UNet sees each picture once instead of twice.
+
+Issue 9 (the worker at the GPU's speed): photos are fitted to a few shape buckets (inference.buckets);
+`stylize_batch` paints several photos (several users' jobs of one bucket) in the same UNet batch, each with
+its own latents, caption and seeds, so each gets exactly the pictures it would get alone; on CUDA the
+UNet and the VAE decoder are torch.compile'd once with dynamic shapes (compile cache under DATA_DIR) and
+every (batch, bucket) shape is replayed as a CUDA graph (`GraphedUNet`).
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ from PIL import Image
 
 from contract.images import prepare_for_sd
 from contract.styles import ARTISTS, STYLES, StylePreset
+from inference.buckets import bucket_for, fit_to_bucket
 from inference.captioner import FALLBACK_CAPTION
+from inference.graphs import GraphedUNet, _lora_enabled, _module_state, unet_runner, vae_decoder
 from jobs.errors import BAD_REQUEST, JobError
 
 MODES = ("img2img", "text2img")
@@ -45,35 +53,63 @@ class StylizeResult:
 
 
 @dataclass
+class StylizeItem:
+    """One photo of a batch (`stylize_batch`), with its own styles, seed and caption."""
+
+    image: Image.Image
+    styles: Sequence[str] = ARTISTS
+    variants: int = 1
+    seed: int = 0
+    caption: str | None = None
+    strength: float | None = None
+    guidance: float | None = None
+
+
+@dataclass
 class _Sample:
     style: StylePreset
     seed: int
     strength: float
     guidance: float
+    photo: int = 0  # which photo of the batch this picture paints
 
 
 # 1. prepare the image ---------------------------------------------------------------------------------
 
 
 def prepare_image(models, image: Image.Image) -> Image.Image:
+    """The photo at its shape bucket (default), or at its own aspect with ARTBOOTH_BUCKETS=0."""
     res = models.resolution
-    return prepare_for_sd(image.convert("RGB"), short_side=res, max_long_side=res * 3 // 2)
+    image = image.convert("RGB")
+    if getattr(models.settings, "buckets", True):
+        return fit_to_bucket(image, bucket_for(*image.size, res))
+    return prepare_for_sd(image, short_side=res, max_long_side=res * 3 // 2)
 
 
 # 2. caption -------------------------------------------------------------------------------------------
 
 
 def caption_image(models, image: Image.Image) -> str:
+    return caption_images(models, [image])[0]
+
+
+def caption_images(models, images: list[Image.Image]) -> list[str]:
+    """One batched BLIP call for every photo of a batch."""
     if models.captioner is None:
-        return FALLBACK_CAPTION
-    return models.captioner.caption([image])[0]
+        return [FALLBACK_CAPTION] * len(images)
+    return models.captioner.caption(images)
 
 
 # 3. prompts -------------------------------------------------------------------------------------------
 
 
 def build_samples(
-    styles: Sequence[str], variants: int, seed: int, strength: float | None, guidance: float | None
+    styles: Sequence[str],
+    variants: int,
+    seed: int,
+    strength: float | None,
+    guidance: float | None,
+    photo: int = 0,
 ) -> list[_Sample]:
     unknown = [s for s in styles if s not in STYLES]
     if unknown or not styles:
@@ -87,19 +123,23 @@ def build_samples(
             seed + i,
             p.strength if strength is None else strength,
             p.guidance if guidance is None else guidance,
+            photo,
         )
         for i, p in enumerate(presets)
     ]
 
 
 def encode_prompts(
-    pipe, caption: str, samples: list[_Sample], device: torch.device, guided: bool = True
+    pipe, caption: str | Sequence[str], samples: list[_Sample], device: torch.device, guided: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(positive, negative) text embeddings, one row per sample, encoded in one text-encoder batch.
 
-    Unguided (a distilled schedule), there is no negative: None."""
+    `caption` is one caption for every sample, or one per photo of the batch (indexed by `sample.photo`).
+    Unguided (a distilled schedule), there is no negative: None.
+    """
+    captions = [caption] if isinstance(caption, str) else list(caption)
     positive, negative = pipe.encode_prompt(
-        [s.style.render(caption) for s in samples],
+        [s.style.render(captions[s.photo]) for s in samples],
         device,
         num_images_per_prompt=1,
         do_classifier_free_guidance=guided,
@@ -113,7 +153,12 @@ def encode_prompts(
 
 def encode_image(pipe, image: Image.Image, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """The photo's VAE latents (1, 4, H/8, W/8), encoded once and shared by every sample."""
-    pixels = pipe.image_processor.preprocess(image).to(device=device, dtype=dtype)
+    return encode_images(pipe, [image], device, dtype)
+
+
+def encode_images(pipe, images: list[Image.Image], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The photos' VAE latents (P, 4, H/8, W/8) in one encoder batch (the photos share one size)."""
+    pixels = pipe.image_processor.preprocess(images).to(device=device, dtype=dtype)
     return pipe.vae.encode(pixels).latent_dist.mode() * pipe.vae.config.scaling_factor
 
 
@@ -151,92 +196,9 @@ def make_groups(pipe, samples: list[_Sample], steps: int, device) -> tuple[list[
     return out, timesteps
 
 
-# 5. the denoising loop --------------------------------------------------------------------------------
+# 5. the denoising loop (the UNet and VAE runners: inference.graphs) ------------------------------------
 
-
-def _lora_enabled(unet: torch.nn.Module) -> bool:
-    """Is any LoRA layer of the UNet switched on (enabled, with an active adapter, not merged away)?"""
-    return _module_state(unet)[1]
-
-
-def _module_state(unet: torch.nn.Module) -> tuple[int, bool]:
-    """(module count, any LoRA layer on), in one walk over the UNet's modules."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    count, lora_on = 0, False
-    for m in unet.modules():
-        count += 1
-        if isinstance(m, BaseTunerLayer) and not m.disable_adapters and m.active_adapters:
-            lora_on = True
-    return count, lora_on
-
-
-class GraphedUNet:
-    """Replays the UNet as CUDA graphs, one per input shape (active batch x latent size).
-
-    On an H100 an eager SD 1.5 step at batch 8 takes 32 ms of GPU time and 28 ms just to launch its
-    ~1000 kernels from Python, so the loop ran at the host's pace; a replay launches in 0.3 ms and runs
-    in 28.5 ms, with bit-identical output. Graphs share one memory pool, are kept for the 8 latest shapes,
-    and are skipped while a LoRA layer is switched on (loaded-but-disabled portrait adapters run only their
-    base layers, so the graphs stay valid) or the UNet is compiled (ARTBOOTH_CUDA_GRAPHS=0: off).
-    """
-
-    def __init__(self, unet, max_graphs: int = 8):
-        self.unet = unet
-        self.max_graphs = max_graphs
-        self.pool = torch.cuda.graph_pool_handle()
-        self.graphs: dict[tuple, tuple] = {}
-        self.signature = _module_state(unet)[0]  # adapters or swapped modules change the count
-
-    def _eager(self, x, t, embeds):
-        return self.unet(x, t, encoder_hidden_states=embeds, return_dict=False)[0]
-
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor) -> torch.Tensor:
-        signature, lora_on = _module_state(self.unet)  # one walk per step: this is the hot path
-        if lora_on or hasattr(self.unet, "_orig_mod"):
-            return self._eager(x, t, embeds)
-        if signature != self.signature:
-            self.graphs.clear()
-            self.signature = signature
-        key = (tuple(x.shape), tuple(embeds.shape), x.dtype)
-        if key not in self.graphs:
-            self._capture(key, x, t, embeds)
-        graph, s_x, s_t, s_embeds, s_out = self.graphs[key]
-        s_x.copy_(x)
-        s_t.copy_(t)
-        s_embeds.copy_(embeds)
-        graph.replay()
-        return s_out.clone()
-
-    def _capture(self, key, x, t, embeds) -> None:
-        if len(self.graphs) >= self.max_graphs:
-            self.graphs.pop(next(iter(self.graphs)))
-        static = (x.clone(), t.clone().reshape(()), embeds.clone())
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):  # cuDNN autotuning and lazy inits happen outside the capture
-            for _ in range(2):
-                self._eager(*static)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):
-            out = self._eager(*static)
-        self.graphs[key] = (graph, *static, out)
-
-
-def unet_runner(
-    models, unet=None, cache_key: str = "unet_graphs"
-) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The UNet call used by the loop: graphed on CUDA (see GraphedUNet), plain elsewhere.
-
-    `unet`/`cache_key`: another resident UNet (fast mode's) keeps graphs of its own under its own key."""
-    unet = models.txt2img.unet if unet is None else unet
-    if models.device.type != "cuda" or not models.settings.cuda_graphs:
-        return lambda x, t, embeds: unet(x, t, encoder_hidden_states=embeds, return_dict=False)[0]
-    lazy = models._lazy
-    if lazy.get(cache_key) is None or lazy[cache_key].unet is not unet:
-        lazy[cache_key] = GraphedUNet(unet)
-    return lazy[cache_key]
+__all__ = ["GraphedUNet", "_lora_enabled", "_module_state", "stylize", "stylize_batch", "unet_runner"]
 
 
 def denoise(
@@ -281,13 +243,14 @@ def denoise(
     return latents
 
 
-def decode(pipe, latents: torch.Tensor, slice_size: int = 4) -> list[Image.Image]:
+def decode(pipe, latents: torch.Tensor, slice_size: int = 4, vae_decode=None) -> list[Image.Image]:
     """VAE-decode in slices of 4 (at 512 px each picture's decoder activations take ~0.6 GiB in fp16),
     then diffusers' postprocess arithmetic on the GPU, so only uint8 pixels cross to the host."""
+    if vae_decode is None:
+        vae_decode = lambda z: pipe.vae.decode(z, return_dict=False)[0]  # noqa: E731
     images: list[Image.Image] = []
     for lo in range(0, len(latents), slice_size):
-        part = latents[lo : lo + slice_size] / pipe.vae.config.scaling_factor
-        pixels = pipe.vae.decode(part, return_dict=False)[0]
+        pixels = vae_decode(latents[lo : lo + slice_size] / pipe.vae.config.scaling_factor)
         pixels = ((pixels / 2 + 0.5).clamp(0, 1).float() * 255).round().to(torch.uint8)
         images += [Image.fromarray(a) for a in pixels.permute(0, 2, 3, 1).cpu().numpy()]
     return images
@@ -303,10 +266,12 @@ def run_chunk(
     negative: torch.Tensor | None,
     steps: int,
     on_step: Callable[[int, int], object] | None = None,
+    vae_decode=None,
 ) -> list[Image.Image]:
+    """Denoise and decode `samples`; `init_latents` holds one row per photo (`sample.photo` picks it)."""
     device, dtype = positive.device, positive.dtype
     if init_latents is None:  # text2img: every sample starts from pure noise
-        samples = [_Sample(s.style, s.seed, 1.0, s.guidance) for s in samples]
+        samples = [_Sample(s.style, s.seed, 1.0, s.guidance, s.photo) for s in samples]
     groups, timesteps = make_groups(pipe, samples, steps, device)
     noise = sample_noise(samples, latent_shape, device, dtype)
     for g in groups:
@@ -314,12 +279,11 @@ def run_chunk(
             g.latents = noise[g.index] * g.scheduler.init_noise_sigma
         else:
             t0 = g.scheduler.timesteps[g.start : g.start + 1].repeat(len(g.index))
-            g.latents = g.scheduler.add_noise(
-                init_latents.expand(len(g.index), -1, -1, -1), noise[g.index], t0
-            )
+            photos = init_latents[[samples[i].photo for i in g.index]]
+            g.latents = g.scheduler.add_noise(photos, noise[g.index], t0)
     guidance = torch.tensor([s.guidance for s in samples], device=device, dtype=dtype)
     latents = denoise(unet, groups, timesteps, positive, negative, guidance, on_step)
-    return decode(pipe, latents)
+    return decode(pipe, latents, vae_decode=vae_decode)
 
 
 def stylize(
@@ -344,6 +308,25 @@ def stylize(
     total)` is called after each denoising step of each chunk and may raise to abort. `fast`: the
     preset's few-step schedule, whose own steps and guidance replace `steps` and the styles' guidance.
     """
+    item = StylizeItem(image, styles, variants, seed, caption, strength, guidance)
+    return stylize_batch(
+        models, [item], steps=steps, mode=mode, max_batch=max_batch, on_step=on_step, fast=fast
+    )[0]
+
+
+def stylize_batch(
+    models,
+    items: Sequence[StylizeItem],
+    *,
+    steps: int | None = None,
+    mode: str = "img2img",
+    max_batch: int | None = None,
+    on_step: Callable[[int, int], object] | None = None,
+    fast: bool = False,
+) -> list[StylizeResult]:
+    """Paint several photos (of one shape bucket) in shared UNet batches: one result per item, each the
+    pictures that item would get alone (its own caption, latents and per-picture seeds). `fast`: every
+    item on the few-step schedule (the batch runner never mixes schedules in one batch)."""
     if mode not in MODES:
         raise JobError(BAD_REQUEST, f"unknown mode {mode!r}; use img2img or text2img")
     started = time.perf_counter()
@@ -354,26 +337,36 @@ def stylize(
         from inference import fast as fast_mode
 
         steps = schedule.album_steps
-        guidance = schedule.guidance if schedule.guidance > 1 else guidance  # a guided schedule's own
+        if schedule.guidance > 1:  # a guided schedule's own guidance replaces the styles'
+            items = [_with_guidance(item, schedule.guidance) for item in items]
     swapped = fast_mode.scheduler_swapped(pipe, schedule) if schedule else contextlib.nullcontext()
     with torch.inference_mode(), swapped:
-        photo = prepare_image(models, image)  # 1
-        caption = caption.strip() if caption and caption.strip() else caption_image(models, photo)  # 2
-        samples = build_samples(styles, variants, seed, strength, guidance)  # 3
+        photos = [prepare_image(models, item.image) for item in items]  # 1
+        if len({p.size for p in photos}) != 1:
+            raise ValueError(f"a batch paints photos of one size, got {sorted({p.size for p in photos})}")
+        captions = _captions(models, items, photos)  # 2
+        samples = [  # 3
+            sample
+            for p, item in enumerate(items)
+            for sample in build_samples(
+                item.styles, item.variants, item.seed, item.strength, item.guidance, p
+            )
+        ]
         dtype = pipe.unet.dtype
         # 4: the VAE encode is queued first, so the GPU works while the CPU tokenizes the prompts
-        init = encode_image(pipe, photo, models.device, dtype) if mode == "img2img" else None
+        init = encode_images(pipe, photos, models.device, dtype) if mode == "img2img" else None
         guided = schedule is None or schedule.guidance > 1
-        positive, negative = encode_prompts(pipe, caption, samples, models.device, guided)
+        positive, negative = encode_prompts(pipe, captions, samples, models.device, guided)
         latent_shape = (
             pipe.unet.config.in_channels,
-            photo.height // pipe.vae_scale_factor,
-            photo.width // pipe.vae_scale_factor,
+            photos[0].height // pipe.vae_scale_factor,
+            photos[0].width // pipe.vae_scale_factor,
         )
         if schedule is None:
             unet = unet_runner(models)
         else:
             unet = unet_runner(models, fast_mode.fast_unet(models), "fast_unet_graphs")
+        vae_decode = vae_decoder(models)
         chunk = max(1, max_batch or len(samples))
         pictures: list[Image.Image] = []
         for lo in range(0, len(samples), chunk):  # 5
@@ -388,10 +381,25 @@ def stylize(
                 None if negative is None else negative[part],
                 steps,
                 on_step,
+                vae_decode,
             )
-    return StylizeResult(
-        caption=caption,
-        images=[(s.style.id, im) for s, im in zip(samples, pictures, strict=True)],
-        seconds=time.perf_counter() - started,
-        fast=fast,
+    seconds = time.perf_counter() - started
+    results = [StylizeResult(captions[p], [], seconds, fast) for p in range(len(items))]
+    for sample, picture in zip(samples, pictures, strict=True):
+        results[sample.photo].images.append((sample.style.id, picture))
+    return results
+
+
+def _captions(models, items: Sequence[StylizeItem], photos: list[Image.Image]) -> list[str]:
+    """Each item's own caption, or BLIP's for the photos that have none (one batched call)."""
+    captions = [item.caption.strip() if item.caption and item.caption.strip() else None for item in items]
+    missing = [p for p, c in enumerate(captions) if c is None]
+    for p, caption in zip(missing, caption_images(models, [photos[p] for p in missing]), strict=True):
+        captions[p] = caption
+    return captions  # type: ignore[return-value]
+
+
+def _with_guidance(item: StylizeItem, guidance: float) -> StylizeItem:
+    return StylizeItem(
+        item.image, item.styles, item.variants, item.seed, item.caption, item.strength, guidance
     )

@@ -31,27 +31,34 @@ BATCHED_KINDS = ("stylize", "portrait", "pose")  # kinds whose handlers honour c
 
 
 class _Heartbeat(threading.Thread):
-    """Renews a job's lease while a long step (one diffusion call) runs; flags a cancellation."""
+    """Renews the leases of the jobs in hand while a long step (one diffusion call) runs; flags a
+    cancellation on the job's context. One thread for a whole batch of jobs."""
 
-    def __init__(self, ctx: JobContext, db_path: Path | str, worker_id: str, lease_s: float):
-        super().__init__(daemon=True, name=f"heartbeat-{ctx.job.id}")
-        self.ctx, self.db_path, self.worker_id, self.lease_s = ctx, db_path, worker_id, lease_s
+    def __init__(self, ctxs: list[JobContext], db_path: Path | str, worker_id: str, lease_s: float):
+        super().__init__(daemon=True, name=f"heartbeat-{ctxs[0].job.id}")
+        self.ctxs, self.db_path, self.worker_id, self.lease_s = list(ctxs), db_path, worker_id, lease_s
         self.done = threading.Event()
 
     def run(self) -> None:
         queue = JobQueue(self.db_path, worker_id=self.worker_id, lease_s=self.lease_s, migrate_schema=False)
         try:
             while not self.done.wait(self.lease_s / 3):
-                try:
-                    ours = queue.heartbeat(self.ctx.job.id)
-                except DatabaseError as error:  # e.g. locked past busy_timeout: try again next beat
-                    log.warning("job %s: heartbeat failed (%s), retrying", self.ctx.job.id, error)
-                    continue
-                if not ours:
-                    self.ctx.cancelled = True
+                for ctx in [c for c in self.ctxs if not c.cancelled]:
+                    try:
+                        ours = queue.heartbeat(ctx.job.id)
+                    except DatabaseError as error:  # e.g. locked past busy_timeout: try again next beat
+                        log.warning("job %s: heartbeat failed (%s), retrying", ctx.job.id, error)
+                        continue
+                    if not ours:
+                        ctx.cancelled = True
+                if all(c.cancelled for c in self.ctxs):
                     return
         finally:
             queue.close()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
 
 
 class Worker:
@@ -87,10 +94,12 @@ class Worker:
     def load(self) -> None:
         if self.models is None:
             from inference.models import load_models
+            from inference.warmup import warm_up
 
             started = time.perf_counter()
             self.models = load_models(self.settings)
             log.info("models %s loaded in %.1fs", self.settings.models, time.perf_counter() - started)
+            warm_up(self.models)  # CUDA: every shape compiled and captured before the first job
 
     def run_forever(self, *, exit_when_idle: bool = False) -> None:
         self.load()
@@ -112,9 +121,11 @@ class Worker:
             self.wakeup.wait(idle)
             idle = min(idle * 2, self.idle_max_s)
         beacon.stop()
+        if getattr(self, "_batches", None) is not None:
+            self._batches.close()  # pictures still being written are finished first
         self.queue.close()
         self.wakeup.close()
-        log.info("worker %s stopped", self.queue.worker_id)
+        log.info("worker %s stopped%s", self.queue.worker_id, _peak_memory())
 
     def sweep_expired(self) -> None:
         requeued, failed = self.queue.requeue_expired()
@@ -123,59 +134,98 @@ class Worker:
 
     # -- jobs ---------------------------------------------------------------------------------
     def run_pending(self, *, min_priority: int | None = None) -> int:
-        """Claim and run jobs until none is waiting (or we are stopping). Returns how many ran."""
+        """Claim and run jobs until none is waiting (or we are stopping). Returns how many ran.
+
+        Stylize jobs go to the batch runner (inference.batch_runner): several claimed at once, decoded
+        ahead and painted in shared UNet batches; it hands back any other kind it claims meanwhile.
+        """
         count = 0
+        job = None
         while not self.stopping:
-            job = self.queue.claim(self.kinds, min_priority=min_priority)
+            job = job or self.queue.claim(self.kinds, min_priority=min_priority)
             if job is None:
                 break
+            batching = self.settings.pipeline or self.settings.claim_batch > 1
+            if job.kind == "stylize" and batching and self.models is not None:
+                ran, job = self.batches.run(job, min_priority)
+                count += ran
+                continue
             self.run_job(job)
+            job = None
             count += 1
+        if job is not None:  # claimed ahead, but we are stopping: give it back unspent
+            self.queue.release(job.id)
         return count
+
+    @property
+    def batches(self):
+        if getattr(self, "_batches", None) is None:
+            from inference.batch_runner import StylizeBatches
+
+            self._batches = StylizeBatches(self)
+        return self._batches
+
+    def heartbeat(self, ctxs: list[JobContext]) -> _Heartbeat:
+        beat = _Heartbeat(ctxs, self.settings.database, self.queue.worker_id, self.lease_s)
+        beat.start()
+        return beat
 
     def run_job(self, job: Job) -> None:
         ctx = JobContext(worker=self, job=job)
-        heartbeat = _Heartbeat(ctx, self.settings.database, self.queue.worker_id, self.lease_s)
-        heartbeat.start()
+        heartbeat = self.heartbeat([ctx])
         started = time.perf_counter()
         try:
             result = self._run_with_oom_retry(ctx)
         except Exception as error:
-            if isinstance(error, JobStopped) or ctx.told_to_stop or ctx.cancelled:
-                self._stopped(ctx)
-            elif isinstance(error, JobError):
-                log.info("job %s failed: %s: %s", job.id, error.code, error.message)
-                self.queue.fail(job.id, error.code, error.message)
-            else:  # a bug must not take the worker down: record it and go on
-                log.error("job %s crashed:\n%s", job.id, traceback.format_exc())
-                self.queue.fail(job.id, INTERNAL, f"{type(error).__name__}: {error}")
+            self.settle_error(ctx, error)
         else:
-            if ctx.told_to_stop or ctx.cancelled:
-                self._stopped(ctx)
-            elif self.queue.finish(job.id, result):
-                log.info("job %s (%s) done in %.2fs", job.id, job.kind, time.perf_counter() - started)
-            else:  # cancelled or deleted while it ran
-                log.info("job %s finished but is no longer wanted", job.id)
-                self._discard_results(ctx)
+            self.settle_result(ctx, result, started)
         finally:
-            heartbeat.done.set()
-            heartbeat.join()
+            heartbeat.stop()
             self.files.evict(ctx.touched)  # FILE_STORE=database: no user's file stays on this host
 
-    def _stopped(self, ctx: JobContext) -> None:
-        if self.stopping and not ctx.cancelled and self.queue.release(ctx.job.id):
+    def settle_error(self, ctx: JobContext, error: Exception, queue: JobQueue | None = None) -> None:
+        """Record a job that raised: stopped, failed with its code, or crashed (a bug)."""
+        queue = queue or self.queue
+        job = ctx.job
+        if isinstance(error, JobStopped) or ctx.told_to_stop or ctx.cancelled:
+            self._stopped(ctx, queue)
+        elif isinstance(error, JobError):
+            log.info("job %s failed: %s: %s", job.id, error.code, error.message)
+            queue.fail(job.id, error.code, error.message)
+        else:  # a bug must not take the worker down: record it and go on
+            log.error("job %s crashed:\n%s", job.id, "".join(traceback.format_exception(error)))
+            queue.fail(job.id, INTERNAL, f"{type(error).__name__}: {error}")
+
+    def settle_result(
+        self, ctx: JobContext, result: dict[str, Any], started: float, queue: JobQueue | None = None
+    ) -> None:
+        """Record a job's result, unless it was cancelled or stopped meanwhile."""
+        queue = queue or self.queue
+        job = ctx.job
+        if ctx.told_to_stop or ctx.cancelled:
+            self._stopped(ctx, queue)
+        elif queue.finish(job.id, result):
+            log.info("job %s (%s) done in %.2fs", job.id, job.kind, time.perf_counter() - started)
+        else:  # cancelled or deleted while it ran
+            log.info("job %s finished but is no longer wanted", job.id)
+            self._discard_results(ctx, queue)
+
+    def _stopped(self, ctx: JobContext, queue: JobQueue | None = None) -> None:
+        queue = queue or self.queue
+        if self.stopping and not ctx.cancelled and queue.release(ctx.job.id):
             log.info("job %s released on shutdown", ctx.job.id)
         else:
             log.info("job %s stopped: cancelled", ctx.job.id)
-        self._discard_results(ctx)
+        self._discard_results(ctx, queue)
 
-    def _discard_results(self, ctx: JobContext) -> None:
+    def _discard_results(self, ctx: JobContext, queue: JobQueue | None = None) -> None:
         """Pictures of a job nobody wants any more (cancelled, or its user said /forget) are not kept.
 
         Only then: a job whose lease lapsed may have been finished by another worker into the same folder,
         and a released job will be run again.
         """
-        job = self.queue.get(ctx.job.id)
+        job = (queue or self.queue).get(ctx.job.id)
         if job is None or job.state is JobState.CANCELLED:
             self.files.delete([f"results/{ctx.job.id}"])
 
@@ -200,6 +250,19 @@ class Worker:
                     _free_cuda_memory()
                     raise JobError(OUT_OF_MEMORY, "the GPU ran out of memory for this job") from again
                 raise
+
+
+def _peak_memory() -> str:
+    """The GPU memory this worker peaked at (the benchmark reads this line)."""
+    import torch
+
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return ""
+    gib = 2**30
+    return (
+        f"; peak GPU memory {torch.cuda.max_memory_allocated() / gib:.2f} GiB allocated, "
+        f"{torch.cuda.max_memory_reserved() / gib:.2f} GiB reserved"
+    )
 
 
 def _batch_size(job: Job) -> int:

@@ -88,9 +88,21 @@ class JobQueue:
     # -- worker side ---------------------------------------------------------------------------
     def claim(self, kinds: tuple[str, ...] | None = None, *, min_priority: int | None = None) -> Job | None:
         """Take the next queued job (highest priority, then the user's turn, then oldest), or None."""
+        rows = self._claim(sql.CLAIM, kinds, min_priority, {})
+        return Job.from_row(rows[0]) if rows else None
+
+    def claim_many(
+        self, limit: int, kinds: tuple[str, ...] | None = None, *, min_priority: int | None = None
+    ) -> list[Job]:
+        """Take up to `limit` queued jobs in one statement, in claim order (the worker batches them)."""
+        rows = self._claim(sql.CLAIM_MANY, kinds, min_priority, {"limit": max(1, int(limit))})
+        jobs = [Job.from_row(row) for row in rows]
+        return sorted(jobs, key=lambda job: (-job.priority, job.turn, job.id))
+
+    def _claim(self, statement: str, kinds, min_priority: int | None, extra: dict) -> list:
         kinds_sql, kinds_params = sql.kinds_clause(kinds)
         prio_sql = "AND priority >= :min_priority" if min_priority is not None else ""
-        statement = sql.CLAIM.format(kinds=kinds_sql, min_priority=prio_sql, lock=self.conn.claim_lock)
+        statement = statement.format(kinds=kinds_sql, min_priority=prio_sql, lock=self.conn.claim_lock)
         now = time.time()
         params = dict(
             worker=self.worker_id,
@@ -98,10 +110,10 @@ class JobQueue:
             now=now,
             min_priority=min_priority,
             **kinds_params,
+            **extra,
         )
         with self.conn.one_write():
-            row = self.conn.execute(statement, params).fetchone()
-        return Job.from_row(row) if row else None
+            return self.conn.execute(statement, params).fetchall()
 
     def heartbeat(self, job_id: int) -> bool:
         """Renew the lease. False means the job is no longer ours (cancelled, or expired and re-claimed)."""
@@ -138,6 +150,10 @@ class JobQueue:
 
     def release(self, job_id: int) -> bool:
         return self.conn.execute(sql.RELEASE, dict(id=job_id, worker=self.worker_id)).rowcount == 1
+
+    def unclaim(self, job_id: int) -> bool:
+        """Give back a job claimed by claim_many but not run: queued again, as if never claimed."""
+        return self.conn.execute(sql.UNCLAIM, dict(id=job_id, worker=self.worker_id)).rowcount == 1
 
     def requeue_expired(self) -> tuple[list[int], list[int]]:
         """Jobs whose worker vanished: back to the queue, or failed once their attempts are spent."""

@@ -39,6 +39,22 @@ WHERE id = (SELECT id FROM jobs WHERE state = 'queued' {kinds} {min_priority}
             ORDER BY priority DESC, turn, id LIMIT 1 {lock})
 RETURNING *
 """
+# Up to :limit jobs in one statement (issue 9: the worker batches several users' photos in one UNet run).
+# Same order as CLAIM; RETURNING order is not guaranteed, so callers sort by (priority DESC, turn, id).
+CLAIM_MANY = """
+UPDATE jobs SET state = 'running', worker = :worker, lease_until = :lease_until,
+       attempts = attempts + 1, started_at = COALESCE(started_at, :now)
+WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' {kinds} {min_priority}
+             ORDER BY priority DESC, turn, id LIMIT :limit {lock})
+RETURNING *
+"""
+# A job claimed with others but not run with them (its photo fits another batch): back to the queue as if
+# never claimed, so its wait is not counted as running.
+UNCLAIM = """
+UPDATE jobs SET state = 'queued', worker = NULL, lease_until = NULL, attempts = attempts - 1,
+       started_at = CASE WHEN attempts = 1 THEN NULL ELSE started_at END
+WHERE id = :id AND state = 'running' AND worker = :worker
+"""
 
 HEARTBEAT = """
 UPDATE jobs SET lease_until = :lease_until

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU benchmarks recorded in docs/benchmarks.md, in one run on a machine with torch + CUDA:
-#   the inference bench (issue #2) and the training bench (issue #4), both on MODELS=sd15-random.
+#   the inference bench (issues #2, #9: baseline, album, queue drains, portraits, memory), the worker
+#   processes bench (issue #16) and the training bench (issue #4), all on MODELS=sd15-random.
 # Wheels missing on that machine (e.g. diffusers) may be dropped in .whl/ and are installed first.
-# Usage: OUT=results/ scripts/gpu_bench.sh [stylize|train|all]
+# Usage: OUT=results/ scripts/gpu_bench.sh [stylize|workers|train|all]   (WORKERS=2 QUEUE=48 ITERS=10)
 set -uo pipefail
 what=${1:-all}
 OUT=${OUT:-bench-out}
@@ -16,7 +17,17 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 python3 -c "import torch, diffusers, transformers, peft; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)" | tee -a "$OUT/gpu.txt"
 
 if [[ $what == all || $what == stylize ]]; then
-    python3 -m inference bench --out "$OUT/bench.json" --iters 10 2>&1 | tee "$OUT/bench.log" | grep -v '^\[' | tail -40
+    python3 -m inference bench --out "$OUT/bench.json" --iters "${ITERS:-10}" --variants 1 2 \
+        --queue "${QUEUE:-48}" --aspects 4:3,3:4,1:1,16:9 --portraits >"$OUT/bench.log" 2>&1
+    cat "$OUT/bench.json"
+fi
+if [[ $what == all || $what == workers ]]; then
+    # issue 16: one worker process per GPU (`--device cuda:K`, K cycling over the visible GPUs), on the
+    # compile cache the run above left; on a one-GPU machine the workers share that GPU. One aspect and no
+    # start-up warm-up keep it to about a minute: each worker prepares the one bucket on its first job.
+    ARTBOOTH_WARMUP=0 python3 -m inference bench --out "$OUT/bench_workers.json" --queue "${WORKERS_QUEUE:-16}" \
+        --aspects 1:1 --workers "${WORKERS:-2}" --queue-only --warm-only >"$OUT/bench_workers.log" 2>&1
+    cat "$OUT/bench_workers.json"
 fi
 if [[ $what == all || $what == train ]]; then
     python3 -m inference train --bench --class man --bench-batch-sizes 2 >"$OUT/train_bench.json" 2>"$OUT/train_bench.log"

@@ -78,7 +78,18 @@ def detach(model: torch.nn.Module) -> None:
         else:  # transformers models
             model.delete_adapter(TRAIN_ADAPTER)
     set_lora_enabled(model, False)
+    _unwrap_if_no_adapters(model)
     model.eval()
+
+
+def _unwrap_if_no_adapters(model: torch.nn.Module) -> None:
+    """With no adapter left, put the plain layers back (peft leaves empty wrappers behind), so the
+    module tree is again the one the worker compiled and graphed at start (inference.graphs)."""
+    if getattr(model, "peft_config", None):  # portrait adapters still loaded: they need the wrappers
+        return
+    from diffusers.utils.peft_utils import recurse_remove_peft_layers
+
+    recurse_remove_peft_layers(model)
 
 
 @contextmanager

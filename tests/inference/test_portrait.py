@@ -56,7 +56,7 @@ def test_four_portraits_and_the_adapter_is_off_afterwards(tiny_models, loras):
     assert result.prompt.startswith("a photo of sks man, on the moon")
     assert len({im.tobytes() for im in result.images}) == 4  # one seed per image
     np.testing.assert_array_equal(base_render(tiny_models), before)
-    assert TRAIN_ADAPTER not in (tiny_models.txt2img.unet.peft_config or {})
+    assert TRAIN_ADAPTER not in (getattr(tiny_models.txt2img.unet, "peft_config", None) or {})
 
 
 def test_two_users_get_their_own_faces(tiny_models, loras):
@@ -165,3 +165,20 @@ def test_portrait_split_into_smaller_batches_gives_the_same_pictures(tiny_models
     whole = portrait(tiny_models, loras["1"], "on the moon", n=3, steps=2, owner="1")
     split = portrait(tiny_models, loras["1"], "on the moon", n=3, steps=2, owner="1", max_batch=1)
     np.testing.assert_allclose(arrays(split), arrays(whole), atol=2)
+
+
+def test_fused_lora_paints_what_the_peft_adapter_paints_and_restores_the_base(
+    tiny_models, loras, monkeypatch
+):
+    """Portraits through the fast path (the user's LoRA fused into the weights for the job) against the
+    plain path (diffusers' pipeline with the peft adapter enabled): same seed, same pictures (PSNR)."""
+    unet = tiny_models.txt2img.unet
+    before = {n: p.detach().clone() for n, p in unet.named_parameters()}
+    fused = portrait(tiny_models, loras["1"], "in a forest", n=2, steps=3, owner="1")
+    other = portrait(tiny_models, loras["2"], "in a forest", n=2, steps=3, owner="2")
+    assert all(torch.equal(p, before[n]) for n, p in unet.named_parameters())  # base restored exactly
+    monkeypatch.setattr(tiny_models.settings, "fuse_lora", False)
+    plain = portrait(tiny_models, loras["1"], "in a forest", n=2, steps=3, owner="1")
+    mse = np.mean((arrays(fused) - arrays(plain)) ** 2)
+    assert mse == 0 or 10 * np.log10(255**2 / mse) >= 35
+    assert np.abs(arrays(fused) - arrays(other)).max() > 0  # the other user's LoRA paints someone else

@@ -260,3 +260,49 @@ async def test_async_api_shares_the_queue_with_the_sync_one(db) -> None:
         assert (await aq.get(first)).result == {"caption": "a cat"}
     finally:
         await db.close()
+
+
+def test_claim_many_takes_several_jobs_in_claim_order_in_one_statement(tmp_path: Path) -> None:
+    q = JobQueue(tmp_path / "db.sqlite3", worker_id="w")
+    train = q.enqueue("train", priority=0)
+    photos = [q.enqueue("stylize", {"i": i}, priority=10) for i in range(5)]
+    portrait = q.enqueue("portrait", priority=10)
+    batch = q.claim_many(3, ("stylize",), min_priority=10)
+    assert [job.id for job in batch] == photos[:3]
+    assert all(job.state is JobState.RUNNING and job.worker == "w" and job.attempts == 1 for job in batch)
+    assert all(job.lease_until and job.started_at for job in batch)
+    assert [job.id for job in q.claim_many(10, ("stylize",))] == photos[3:]
+    assert q.claim_many(4, ("stylize",)) == []
+    assert [job.id for job in q.claim_many(4)] == [portrait, train]  # priority first, then age
+    assert q.unclaim(photos[4]) and not q.unclaim(photos[4])
+    again = q.get(photos[4])
+    assert again.state is JobState.QUEUED and again.attempts == 0 and again.started_at is None
+    assert JobQueue(tmp_path / "db.sqlite3", worker_id="other").claim_many(5)[0].id == photos[4]
+
+
+def _claim_many_all(db: str, worker: str, out: mp.Queue, start) -> None:
+    q = JobQueue(db, worker_id=worker)
+    start.wait()
+    claimed = []
+    while batch := q.claim_many(3):
+        claimed += [job.id for job in batch]
+        for job in batch:
+            q.finish(job.id, {"by": worker})
+    out.put(claimed)
+
+
+def test_processes_claiming_batches_never_claim_a_job_twice(tmp_path: Path) -> None:
+    db = str(tmp_path / "db.sqlite3")
+    q = JobQueue(db)
+    ids = [q.enqueue("stylize", {"i": i}) for i in range(300)]
+    ctx = mp.get_context("spawn")
+    out, start = ctx.Queue(), ctx.Barrier(3)
+    procs = [ctx.Process(target=_claim_many_all, args=(db, f"w{i}", out, start)) for i in range(3)]
+    for p in procs:
+        p.start()
+    claimed = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    every = [job_id for batch in claimed for job_id in batch]
+    assert sorted(every) == ids and len(set(every)) == 300

@@ -1,0 +1,201 @@
+"""Stylize jobs at the GPU's pace: claimed several at a time, decoded ahead, painted in shared batches,
+written behind.
+
+Why not the plain claim-run-record loop: on an H200 a job's CPU work (read and decode the upload, fit it to
+its bucket, JPEG-encode and write four pictures, two database writes) took 0.4 s per album while the GPU
+waited (issue 9). Here, while the GPU paints one batch, a thread claims and decodes the next jobs and
+another writes the last batch's pictures, so the GPU goes from one batch straight to the next. Up to
+ARTBOOTH_CLAIM_BATCH jobs are claimed at once (one statement); those whose photos share the first one's
+bucket (and steps, mode and schedule) are painted with it in one `stylize_batch` call, up to ARTBOOTH_BATCH_PHOTOS
+photos, each with its own seeds (the same pictures as alone), and the rest go straight back to the queue
+unspent (`unclaim`). So a batch is only ever what is painted together: no job waits, claimed, behind
+another bucket's batch, which would make job times uneven (p95 against p50).
+
+A job of another kind claimed while looking ahead is handed back to the worker's loop, so portraits and
+training are not passed over. A failed batch is retried job by job through the worker's own path (with
+its OOM retry at half the batch), so one bad job never fails another user's.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from contract.kinds import STYLIZE_STEPS
+from inference.context import JobContext
+from inference.stylize_job import PreparedStylize, prepare_stylize, write_stylize
+from jobs import JobQueue
+from jobs.errors import JobError
+from jobs.models import Job
+
+log = logging.getLogger("artbooth.worker")
+
+
+@dataclass
+class _Ahead:
+    """What the look-ahead thread claimed: stylize jobs ready to paint, then maybe one other job."""
+
+    ready: list[PreparedStylize]
+    other: Job | None = None
+    failed: int = 0  # claimed, but failed before painting (a bad photo)
+
+
+class StylizeBatches:
+    def __init__(self, worker):
+        self.worker = worker
+        self.settings = worker.settings
+        threads = 1 if self.settings.pipeline else 0
+        self.ahead_pool = ThreadPoolExecutor(1, "stylize-ahead") if threads else None
+        self.writer = ThreadPoolExecutor(1, "stylize-writer") if threads else None
+        self.local = threading.local()  # one queue connection per thread (sqlite3 objects stay put)
+
+    def close(self) -> None:
+        for pool in (self.ahead_pool, self.writer):
+            if pool is not None:
+                pool.shutdown(wait=True)
+
+    def _queue(self) -> JobQueue:
+        if threading.current_thread() is threading.main_thread():
+            return self.worker.queue
+        if getattr(self.local, "queue", None) is None:
+            w = self.worker
+            self.local.queue = JobQueue(
+                w.settings.database, worker_id=w.queue.worker_id, lease_s=w.lease_s, migrate_schema=False
+            )
+        return self.local.queue
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self, first: Job, min_priority: int | None) -> tuple[int, Job | None]:
+        """Run `first` and the stylize jobs that follow it; returns (jobs run, a claimed job of another
+        kind for the worker to run next, or None)."""
+        ahead = self._claim_more([first], min_priority)
+        count = ahead.failed
+        while ahead.ready and not self.worker.stopping:
+            batch = ahead.ready
+            # Look ahead while the GPU paints this batch (unless a job of another kind is already next).
+            future = self._submit(self._claim_next, min_priority) if ahead.other is None else None
+            self._paint_all(batch)
+            ahead = future.result() if future is not None else _Ahead([], ahead.other)
+            count += len(batch) + ahead.failed
+        self._release([p.ctx for p in ahead.ready])  # stopping: claimed ahead but not painted
+        self._wait_for_writes()
+        return count, ahead.other
+
+    def _submit(self, fn, *args) -> Future:
+        if self.ahead_pool is None:
+            future: Future = Future()
+            future.set_result(fn(*args))
+            return future
+        return self.ahead_pool.submit(fn, *args)
+
+    def _claim_next(self, min_priority: int | None) -> _Ahead:
+        """On the look-ahead thread: the next job of any kind; if it is a stylize job, more of them."""
+        job = self._queue().claim(self.worker.kinds, min_priority=min_priority)
+        if job is None:
+            return _Ahead([])
+        if job.kind != "stylize":
+            return _Ahead([], job)
+        return self._claim_more([job], min_priority)
+
+    def _claim_more(self, jobs: list[Job], min_priority: int | None) -> _Ahead:
+        want = self.settings.claim_batch - len(jobs)
+        if want > 0:
+            jobs = jobs + self._queue().claim_many(want, ("stylize",), min_priority=jobs[0].priority)
+        ready: list[PreparedStylize] = []
+        failed = 0
+        for job in jobs:
+            ctx = JobContext(worker=self.worker, job=job)
+            try:
+                prepared = prepare_stylize(ctx, job)
+            except Exception as error:  # a bad photo fails its own job, here and now
+                self.worker.settle_error(ctx, error, self._queue())
+                failed += 1
+                continue
+            if not ready or (prepared.key == ready[0].key and len(ready) < self.settings.batch_photos):
+                ready.append(prepared)
+            else:  # another bucket: back to the queue for the next look-ahead, its wait not counted
+                self._queue().unclaim(job.id)
+        return _Ahead(ready, failed=failed)
+
+    # -- painting -------------------------------------------------------------------------------
+    def _paint_all(self, batch: list[PreparedStylize]) -> None:
+        heartbeat = self.worker.heartbeat([p.ctx for p in batch])
+        try:
+            self._paint(batch)  # one bucket, at most ARTBOOTH_BATCH_PHOTOS photos (see _claim_more)
+        finally:
+            heartbeat.stop()
+
+    def _paint(self, group: list[PreparedStylize]) -> None:
+        from inference.stylize import stylize_batch
+
+        group = [p for p in group if not p.ctx.cancelled]  # cancelled before its turn: not painted
+        if not group:
+            return
+        started = time.perf_counter()
+        first = group[0]
+        try:
+            results = stylize_batch(
+                self.worker.models,
+                [p.item for p in group],
+                steps=first.request.steps or STYLIZE_STEPS,
+                mode=first.request.mode,
+                fast=bool(first.request.fast),  # in the key: a batch never mixes schedules
+            )
+        except Exception as error:
+            if len(group) == 1 and not _is_oom(error):
+                self.worker.settle_error(first.ctx, error)
+                return
+            log.warning("batch of jobs %s failed (%s): running them one by one", _ids(group), error)
+            from inference.worker import _free_cuda_memory
+
+            _free_cuda_memory()
+            for prepared in group:
+                self.worker.run_job(prepared.ctx.job)
+            return
+        for prepared, result in zip(group, results, strict=True):
+            self._write(prepared, result, started)
+
+    def _write(self, prepared: PreparedStylize, result: Any, started: float) -> None:
+        if self.writer is None:
+            self._settle(prepared, result, started)
+        else:
+            self.writer.submit(self._settle, prepared, result, started)
+
+    def _settle(self, prepared: PreparedStylize, result: Any, started: float) -> None:
+        """On the writer thread: JPEGs under results/<job id>/, then the job's row."""
+        queue = self._queue()
+        try:
+            if prepared.ctx.cancelled:  # cancelled while it was painted: nothing to write
+                self.worker.settle_result(prepared.ctx, {}, started, queue)
+                return
+            try:
+                record = write_stylize(prepared, result)
+            except Exception as error:
+                self.worker.settle_error(prepared.ctx, error, queue)
+            else:
+                self.worker.settle_result(prepared.ctx, record, started, queue)
+        finally:
+            self.worker.files.evict(prepared.ctx.touched)  # FILE_STORE=database: nothing stays here
+
+    def _wait_for_writes(self) -> None:
+        """Every picture of the batches run so far is written and recorded (before the loop goes idle)."""
+        if self.writer is not None:
+            self.writer.submit(lambda: None).result()
+
+    def _release(self, ctxs: list[JobContext]) -> None:
+        for ctx in ctxs:
+            self.worker.queue.release(ctx.job.id)
+
+
+def _ids(group: list[PreparedStylize]) -> str:
+    return ", ".join(str(p.ctx.job.id) for p in group)
+
+
+def _is_oom(error: BaseException) -> bool:
+    from inference.worker import _is_oom as is_oom
+
+    return is_oom(error) and not isinstance(error, JobError)

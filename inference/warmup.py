@@ -1,0 +1,51 @@
+"""Prepare every shape the worker will paint before it claims a job, so no user waits on a compilation.
+
+For each shape bucket and each number of photos per batch (1..ARTBOOTH_BATCH_PHOTOS) one album is painted
+at the real steps and strengths: that compiles the UNet and VAE decoder on a first start (minutes; later
+starts load the kernels from DATA_DIR/compile-cache), captures the UNet's CUDA graph for every active
+batch size (1, 2 and 4 pictures per photo as the four artists join at their strengths), autotunes cuDNN
+for the VAE encoder and graphs BLIP's decoding for each caption batch. CPU workers skip it: nothing there
+is compiled or captured.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from PIL import Image
+
+from contract.kinds import STYLIZE_STEPS
+from inference.buckets import buckets
+
+log = logging.getLogger("artbooth.worker")
+
+
+def warm_up(models) -> float:
+    """Paint one album per (bucket, photos per batch); returns the seconds it took."""
+    from inference.stylize import StylizeItem, stylize_batch
+
+    settings = models.settings
+    if models.device.type != "cuda" or not settings.warmup:
+        return 0.0
+    started = time.perf_counter()
+    sizes = buckets(models.resolution)
+    first = not any(settings.compile_cache_dir.glob("inductor/*")) if settings.compile else False
+    log.info(
+        "preparing %d shape buckets x %d photos per batch%s",
+        len(sizes),
+        settings.batch_photos,
+        " (first start with an empty compile cache: compiling, a few minutes)" if first else "",
+    )
+    for size in sizes:
+        for photos in range(1, settings.batch_photos + 1):
+            items = [StylizeItem(_photo(size, i), seed=i) for i in range(photos)]  # BLIP too
+            stylize_batch(models, items, steps=STYLIZE_STEPS)
+        log.info("bucket %dx%d ready after %.0fs", *size, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    log.info("all shapes prepared in %.1fs", seconds)
+    return seconds
+
+
+def _photo(size: tuple[int, int], seed: int) -> Image.Image:
+    return Image.effect_noise(size, 40 + seed).convert("RGB")
