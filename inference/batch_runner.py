@@ -27,6 +27,7 @@ from typing import Any
 
 from contract.kinds import STYLIZE_STEPS
 from inference.context import JobContext
+from inference.gpu_memory import free_cuda_memory, is_oom
 from inference.stylize_job import PreparedStylize, prepare_stylize, write_stylize
 from jobs import JobQueue
 from jobs.errors import JobError
@@ -150,9 +151,7 @@ class StylizeBatches:
                 self.worker.settle_error(first.ctx, error)
                 return
             log.warning("batch of jobs %s failed (%s): running them one by one", _ids(group), error)
-            from inference.worker import _free_cuda_memory
-
-            _free_cuda_memory()
+            free_cuda_memory()
             for prepared in group:
                 self.worker.run_job(prepared.ctx.job)
             return
@@ -196,6 +195,4 @@ def _ids(group: list[PreparedStylize]) -> str:
 
 
 def _is_oom(error: BaseException) -> bool:
-    from inference.worker import _is_oom as is_oom
-
     return is_oom(error) and not isinstance(error, JobError)

@@ -16,6 +16,7 @@ from typing import Any
 
 from inference.beacon import WorkerBeacon
 from inference.context import JobContext, JobStopped
+from inference.gpu_memory import free_cuda_memory, is_oom, peak_memory
 from inference.handlers import HANDLERS, resolve_handler
 from inference.settings import InferenceSettings
 from jobs import JobQueue
@@ -125,7 +126,7 @@ class Worker:
             self._batches.close()  # pictures still being written are finished first
         self.queue.close()
         self.wakeup.close()
-        log.info("worker %s stopped%s", self.queue.worker_id, _peak_memory())
+        log.info("worker %s stopped%s", self.queue.worker_id, peak_memory())
 
     def sweep_expired(self) -> None:
         requeued, failed = self.queue.requeue_expired()
@@ -234,53 +235,24 @@ class Worker:
         try:
             return handler(ctx, ctx.job)
         except Exception as error:
-            if not _is_oom(error):
+            if not is_oom(error):
                 raise
             if ctx.job.kind not in BATCHED_KINDS:  # training has no batch to halve: retrying would OOM again
-                _free_cuda_memory()
+                free_cuda_memory()
                 raise JobError(OUT_OF_MEMORY, "the GPU ran out of memory for this job") from error
             # One retry with half the batch; a second OOM fails the job with a stable code.
             log.warning("job %s: out of memory, retrying with a smaller batch", ctx.job.id)
-            _free_cuda_memory()
+            free_cuda_memory()
             ctx.max_batch = max(1, (ctx.max_batch or _batch_size(ctx.job)) // 2)
             try:
                 return handler(ctx, ctx.job)
             except Exception as again:
-                if _is_oom(again):
-                    _free_cuda_memory()
+                if is_oom(again):
+                    free_cuda_memory()
                     raise JobError(OUT_OF_MEMORY, "the GPU ran out of memory for this job") from again
                 raise
-
-
-def _peak_memory() -> str:
-    """The GPU memory this worker peaked at (the benchmark reads this line)."""
-    import torch
-
-    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
-        return ""
-    gib = 2**30
-    return (
-        f"; peak GPU memory {torch.cuda.max_memory_allocated() / gib:.2f} GiB allocated, "
-        f"{torch.cuda.max_memory_reserved() / gib:.2f} GiB reserved"
-    )
 
 
 def _batch_size(job: Job) -> int:
     styles = job.payload.get("styles") or [None] * 4
     return max(1, len(styles) * int(job.payload.get("variants", 1)))
-
-
-def _is_oom(error: BaseException) -> bool:
-    import torch
-
-    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
-
-
-def _free_cuda_memory() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

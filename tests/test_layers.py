@@ -51,3 +51,17 @@ def test_the_check_sees_lazy_imports(tmp_path: Path) -> None:
     source = tmp_path / "lazy.py"
     source.write_text("def f():\n    from inference.stylize import stylize\n    import torch\n")
     assert [m for _, m in imported_modules(source)] == ["inference.stylize", "torch"]
+
+
+def test_nothing_the_worker_runs_imports_the_worker_back() -> None:
+    """The worker imports handlers, the batch runner and their helpers; none of them imports the worker
+    (what they share lives in inference/context.py and inference/gpu_memory.py). Only entry points may."""
+    entry_points = {"inference/__main__.py", "inference/fast_bench.py"}
+    back = [
+        f"{path.relative_to(REPO)}:{line}"
+        for path in sorted((REPO / "inference").rglob("*.py"))
+        if path.relative_to(REPO).as_posix() not in entry_points | {"inference/worker.py"}
+        for line, module in imported_modules(path)
+        if module == "inference.worker"
+    ]
+    assert back == []

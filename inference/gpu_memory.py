@@ -1,0 +1,36 @@
+"""GPU memory as the worker sees it: is an error an out-of-memory, free the cache, the peak to log.
+
+Its own module so that the worker and the batch runner (inference/batch_runner.py) both import it and
+neither imports the other. torch is imported on use: the worker's module loads before the models.
+"""
+
+from __future__ import annotations
+
+
+def is_oom(error: BaseException) -> bool:
+    import torch
+
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+def free_cuda_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def peak_memory() -> str:
+    """The GPU memory this worker peaked at, as a clause of its last log line (the benchmark reads it)."""
+    import torch
+
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return ""
+    gib = 2**30
+    return (
+        f"; peak GPU memory {torch.cuda.max_memory_allocated() / gib:.2f} GiB allocated, "
+        f"{torch.cuda.max_memory_reserved() / gib:.2f} GiB reserved"
+    )
