@@ -204,6 +204,21 @@ def portrait(
     return PortraitResult(prompt, images, time.perf_counter() - started, seed, fast)
 
 
+@contextlib.contextmanager
+def users_lora(models, lora_path: Path, owner: str, scale: float = LORA_SCALE):
+    """The user's LoRA on for the block, yielding its info (token, class): fused into the resident weights
+    (ARTBOOTH_FUSE_LORA, on: the same UNet modules run, 2.2x faster on an H200) or as a peft adapter."""
+    if getattr(models.settings, "fuse_lora", False):
+        info = check_lora_for(Path(lora_path), models.base_id)
+        with lora_fuser(models).fused(Path(lora_path), scale):
+            yield info
+    else:
+        cache = adapter_cache(models)
+        name, info = cache.acquire(Path(lora_path), owner)
+        with cache.only(name, scale):
+            yield info
+
+
 def paint_text2img(
     models, prompt: str, negative: str, n: int, seed: int, guidance: float, steps: int, max_batch: int | None
 ) -> list[Image.Image]:

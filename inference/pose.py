@@ -26,7 +26,7 @@ from contract.pose import load_reference
 from inference.context import JobContext, JobStopped
 from inference.control import CONDITIONING_SCALE, pose_pipeline
 from inference.edges import CANNY_HIGH, CANNY_LOW, canny_edges
-from inference.portrait import GUIDANCE, LORA_SCALE, NEGATIVE, _lora_for_job, adapter_cache, build_prompt
+from inference.portrait import GUIDANCE, NEGATIVE, _lora_for_job, build_prompt, users_lora
 from jobs.errors import BAD_REQUEST, JobError
 
 if TYPE_CHECKING:
@@ -74,17 +74,15 @@ def pose_portraits(
         raise JobError(BAD_REQUEST, "n must be between 1 and 8")
     started = time.perf_counter()
     pipe = pose_pipeline(models)  # 0. the ControlNet, loaded on the first pose
-    cache = adapter_cache(models)
-    name, info = cache.acquire(Path(lora_path), owner)
     photo = prepare_image(models, reference)  # 1. the reference at the working resolution
     edges = canny_edges(photo, low, high)  # 2. its edges: the conditioning
     caption = caption.strip() if caption and caption.strip() else caption_image(models, photo)  # 3.
     context = ", ".join(part for part in (" ".join(scene.split()), caption) if part)
-    prompt = build_prompt(context, token or info.token, cls or info.cls)  # 4.
     generators = [torch.Generator(device=models.device).manual_seed(seed + i) for i in range(n)]
     chunk = max(1, min(n, max_batch or n))
     images: list[Image.Image] = []
-    with cache.only(name, LORA_SCALE), torch.inference_mode():  # 5. the LoRA on for this call only
+    with users_lora(models, Path(lora_path), owner) as info, torch.inference_mode():  # 5. on for this call
+        prompt = build_prompt(context, token or info.token, cls or info.cls)  # 4.
         for start in range(0, n, chunk):
             part = generators[start : start + chunk]
             images += pipe(

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw
 from skimage import data
 
@@ -109,10 +110,13 @@ def test_the_edges_steer_the_pictures_and_the_same_reference_repeats(tiny_models
 def test_scene_and_caption_make_the_prompt_and_the_lora_is_off_afterwards(tiny_models, data_dir):
     from inference.stylize import _lora_enabled
 
+    unet = tiny_models.txt2img.unet
+    before = {name: p.detach().clone() for name, p in unet.named_parameters()}
     result = pose_portraits(tiny_models, lora(data_dir), figure(), "as a knight", n=1, steps=2)
     assert result.prompt.startswith(f"a photo of sks man, as a knight, {result.caption}, ")
     assert result.caption  # BLIP's (the tiny one's words are noise, but it was asked)
-    assert not _lora_enabled(tiny_models.txt2img.unet)
+    assert not _lora_enabled(unet)  # as an adapter: switched off; fused (the default): the weights restored
+    assert all(torch.equal(p, before[name]) for name, p in unet.named_parameters() if name in before)
 
 
 def test_a_smaller_batch_gives_the_same_pictures(tiny_models, data_dir):
