@@ -1,9 +1,11 @@
 """Is the album's PSNR check meaningful on random weights? Diffusers against itself under fp16 noise.
 
-MODELS=sd15-random python scripts/psnr_probe.py  (a GPU host; prints PSNRs in dB as JSON)
+MODELS=sd15-random python scripts/psnr_probe.py [--pose]  (a GPU host; prints PSNRs in dB as JSON; --pose: then
+four /pose portraits, the user's LoRA fused)
 """
 
 import json
+import sys
 
 import numpy as np
 import torch
@@ -51,3 +53,11 @@ ours_eager = stylize_batch(
 out["ours_eager_vs_diffusers_db"] = psnr(r1, np.asarray(ours_eager))
 out["ours_eager_vs_graphed_db"] = psnr(np.asarray(ours_alone), np.asarray(ours_eager))
 print(json.dumps(out))
+
+if "--pose" in sys.argv:  # then four pose portraits with the LoRA fused (issue 11's figure)
+    from inference.bench import Timer
+    from inference.pose_bench import pose_bench
+
+    models.settings.cuda_graphs = True
+    models._lazy.clear()
+    print(json.dumps({"pose": pose_bench(models, Timer(models.device), 3, 1)}))
