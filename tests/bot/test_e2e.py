@@ -186,19 +186,28 @@ def test_photo_refused_by_telegram_goes_as_documents_and_retry_after_is_honoured
 
 
 @pytest.fixture
-def slow_bot(server, tmp_path_factory, models_dir):
+def own_server():
+    """A Bot API server of this test's own: the module's `bot` polls `server` too, and two bots on one
+    update stream would split the updates between them."""
+    telegram = FakeTelegram().start()
+    yield telegram
+    telegram.stop()
+
+
+@pytest.fixture
+def slow_bot(own_server, tmp_path_factory, models_dir):
     """A bot whose albums take seconds (60 tiny steps) and whose replies are not paced: a /cancel sent right
     after three photos finds some of them still queued, although users take turns (the canceller's first
     photo runs second), the worker claims one job ahead, and a loaded CI machine slows the bot down more
     than the worker."""
     data_dir = fresh_data_dir(tmp_path_factory, models_dir, "slow")
-    process = BotProcess(server, data_dir, STYLIZE_STEPS="60", SEND_INTERVAL_PER_CHAT_S="0").start()
+    process = BotProcess(own_server, data_dir, STYLIZE_STEPS="60", SEND_INTERVAL_PER_CHAT_S="0").start()
     yield process
     process.cleanup()
 
 
-def test_per_user_limit_and_cancel(server, slow_bot):
-    bot = slow_bot
+def test_per_user_limit_and_cancel(own_server, slow_bot):
+    server, bot = own_server, slow_bot
     burst, canceller = TgUser(1401, "en"), TgUser(1402, "ru")
     for _ in range(20):
         server.push_message(burst, photo=make_photo(), media_group_id="m1")
