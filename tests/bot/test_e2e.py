@@ -218,8 +218,11 @@ def test_per_user_limit_and_cancel(own_server, slow_bot):
     with_cancel = wait_texts(server, canceller.id, 4, timeout=30)
     cancelled = int(with_cancel[3].split(": ")[1].split(".")[0]) if "Отменено" in with_cancel[3] else 0
     assert cancelled >= 1, with_cancel
-    limit_notices = [t for t in server.texts(burst.id) if "already have 3 photos in progress" in t]
-    assert len(limit_notices) == 1
+
+    def limit_notices() -> list[str]:
+        return [t for t in server.texts(burst.id) if "already have 3 photos in progress" in t]
+
+    server.wait_for(limit_notices, 30, "the burst's limit notice")  # its 20 photos are handled in turn
     with db(bot) as conn:
         burst_jobs = conn.execute("SELECT COUNT(*) FROM jobs WHERE user_id = ?", (burst.id,)).fetchone()[0]
     assert 3 <= burst_jobs < 20
@@ -228,6 +231,7 @@ def test_per_user_limit_and_cancel(own_server, slow_bot):
     time.sleep(1.0)
     assert len(albums(server, canceller.id)) == 3 - cancelled
     assert len(albums(server, burst.id)) == burst_jobs
+    assert len(limit_notices()) == 1
     assert len(server.texts(burst.id)) == burst_jobs + 1  # one "queued" per job, one "too many" for the rest
 
 

@@ -112,9 +112,9 @@ async def test_the_end_of_a_training_is_a_new_message_success_or_failure(app, te
                 worker.fail(job_id, "out_of_memory", "CUDA out of memory")
     finally:
         worker.close()
-    failed = await telegram.await_for(lambda: telegram.texts(TRAINER.id)[1:], 10, "the failure")
+    failed = await telegram.await_for(lambda: telegram.texts(TRAINER.id)[1:], 30, "the failure")
     assert failed[0].startswith("❌ The training didn't work: the painter ran out of memory")
-    ready = await telegram.await_for(lambda: telegram.texts(A.id)[1:], 10, "ready")
+    ready = await telegram.await_for(lambda: telegram.texts(A.id)[1:], 30, "ready")
     assert ready[0].startswith("✅ Your personal model is ready!")
     endings = [c.params["text"] for c in telegram.sent("editMessageText")]
     assert "🧠 Training stopped — see below." in endings and "🧠 Training: 100% — done, see below." in endings
