@@ -98,7 +98,7 @@ class BotMetrics:
 
 
 class TelegramMetricsMiddleware(BaseRequestMiddleware):
-    """Registered innermost (after RetryAfterMiddleware), so each attempt that Telegram refused counts."""
+    """Registered innermost (after the pacing FloodControl middleware), so each refused attempt counts."""
 
     def __init__(self, metrics: BotMetrics):
         self.metrics = metrics

@@ -39,24 +39,23 @@ def _components(models) -> dict[str, Any]:
 
 def pose_pipeline(models):
     """StableDiffusionControlNetPipeline over the resident modules (built once per ModelSet)."""
-    if "pose_pipe" not in models._lazy:
-        from diffusers import StableDiffusionControlNetPipeline
-
-        pipe = StableDiffusionControlNetPipeline(**_components(models), requires_safety_checker=False)
-        pipe.set_progress_bar_config(disable=True)
-        models._lazy["pose_pipe"] = pipe
-    return models._lazy["pose_pipe"]
+    return _control_pipeline(models, "StableDiffusionControlNetPipeline")
 
 
 def img2img_pipeline(models):
     """StableDiffusionControlNetImg2ImgPipeline over the resident modules (the evaluation's third arch)."""
-    if "control_img2img_pipe" not in models._lazy:
-        from diffusers import StableDiffusionControlNetImg2ImgPipeline
+    return _control_pipeline(models, "StableDiffusionControlNetImg2ImgPipeline")
 
-        pipe = StableDiffusionControlNetImg2ImgPipeline(**_components(models), requires_safety_checker=False)
+
+def _control_pipeline(models, class_name: str):
+    """A diffusers ControlNet pipeline of `class_name` over the resident modules, kept in models._lazy."""
+    if class_name not in models._lazy:
+        import diffusers
+
+        pipe = getattr(diffusers, class_name)(**_components(models), requires_safety_checker=False)
         pipe.set_progress_bar_config(disable=True)
-        models._lazy["control_img2img_pipe"] = pipe
-    return models._lazy["control_img2img_pipe"]
+        models._lazy[class_name] = pipe
+    return models._lazy[class_name]
 
 
 def stylize_with_edges(
