@@ -64,33 +64,40 @@ class GraphedUNet:
     album's active batch sizes fit). `forward` is the compiled UNet call when compiling is on.
     """
 
-    def __init__(self, unet, forward: UNetCall | None = None, max_graphs: int = 64):
+    def __init__(
+        self, unet, forward: Callable | None = None, max_graphs: int = 64, eager: Callable | None = None
+    ):
         self.unet = unet
         self.forward = forward
+        self.eager = eager  # the uncompiled call; None: the UNet's own forward
         self.max_graphs = max_graphs
         self.pool = torch.cuda.graph_pool_handle()
         self.graphs: dict[tuple, tuple] = {}
         self.signature = _module_state(unet)[0]  # adapters or swapped modules change the count
 
-    def _eager(self, x, t, embeds):
+    def _eager(self, x, t, embeds, *extra):
+        if self.eager is not None:
+            return self.eager(x, t, embeds, *extra)
         return self.unet(x, t, encoder_hidden_states=embeds, return_dict=False)[0]
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor, *extra: torch.Tensor
+    ) -> torch.Tensor:
+        """`extra`: more tensor inputs of the call (a ControlNet's conditioning image), copied in like x."""
         signature, lora_on = _module_state(self.unet)  # one walk per step: this is the hot path
         if lora_on:
-            return self._eager(x, t, embeds)
+            return self._eager(x, t, embeds, *extra)
         if signature != self.signature:
             if self.forward is not None:
                 log.warning("the UNet's modules changed: running it uncompiled from now on")
             self.graphs.clear()
             self.signature, self.forward = signature, None
-        key = (tuple(x.shape), tuple(embeds.shape), x.dtype)
+        key = (tuple(x.shape), tuple(embeds.shape), x.dtype, *(tuple(e.shape) for e in extra))
         if key not in self.graphs:
-            self._capture(key, x, t, embeds)
-        graph, s_x, s_t, s_embeds, s_out = self.graphs[key]
-        s_x.copy_(x)
-        s_t.copy_(t)
-        s_embeds.copy_(embeds)
+            self._capture(key, x, t, embeds, *extra)
+        graph, statics, s_out = self.graphs[key]
+        for static, value in zip(statics, (x, t, embeds, *extra), strict=True):
+            static.copy_(value)
         graph.replay()
         return s_out.clone()
 
@@ -107,10 +114,10 @@ class GraphedUNet:
                 self.forward = None
         self._eager(*static)
 
-    def _capture(self, key, x, t, embeds) -> None:
+    def _capture(self, key, x, t, embeds, *extra) -> None:
         if len(self.graphs) >= self.max_graphs:
             self.graphs.pop(next(iter(self.graphs)))
-        static = (x.clone(), t.clone().reshape(()), embeds.clone())
+        static = (x.clone(), t.clone().reshape(()), embeds.clone(), *(e.clone() for e in extra))
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):  # compiling, autotuning and lazy inits happen outside the capture
@@ -121,7 +128,7 @@ class GraphedUNet:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self.pool):
             out = forward(*static)
-        self.graphs[key] = (graph, *static, out)
+        self.graphs[key] = (graph, static, out)
 
 
 def unet_runner(models, unet=None, cache_key: str = "unet_graphs") -> UNetCall:

@@ -173,14 +173,17 @@ def _quiet_loading() -> None:
 def _configure_cuda(pipe, settings: InferenceSettings) -> None:
     """Cheap CUDA speedups, and where torch.compile keeps its artefacts.
 
-    fp16 weights and SDPA attention are the base; TF32 and cuDNN autotuning are free. channels_last made
+    fp16 weights and SDPA attention are the base; TF32 is free; cuDNN autotuning is off (below). channels_last made
     the *eager* UNet 8-20% slower on an H100 (torch 2.11), so it applies only with ARTBOOTH_COMPILE=1
     (the issue's fastest compiled configuration used it; not re-measured here). The compiled forwards themselves are built lazily (inference.graphs) and prepared at the
     worker's start (inference.warmup); their caches go under DATA_DIR so a restart does not recompile.
     """
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    torch.backends.cudnn.benchmark = True
+    # No cuDNN autotuning: on the H200 it cost 2-2.5 s per new shape at the worker's start (about 40 s over
+    # the buckets' UNet and VAE shapes) and bought nothing (UNet step 35.8 vs 36.0 ms, VAE decode 62.4 ms
+    # both ways: scripts/gpu_probe.py, docs/benchmarks.md).
+    torch.backends.cudnn.benchmark = False
     if settings.compile:
         cache = settings.compile_cache_dir
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache / "inductor"))

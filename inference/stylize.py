@@ -163,9 +163,17 @@ def encode_images(pipe, images: list[Image.Image], device: torch.device, dtype: 
 
 
 def sample_noise(samples: list[_Sample], shape: tuple[int, ...], device, dtype) -> torch.Tensor:
-    """One generator per picture, on the CPU: the same seed gives the same noise on any device or batch."""
-    noise = [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s.seed)) for s in samples]
-    return torch.stack(noise).to(device=device, dtype=dtype)
+    """One generator per picture, on the CPU: the same seed gives the same noise on any device or batch.
+
+    Drawn in `dtype`, as diffusers' `randn_tensor` draws it for a CPU generator: torch's CPU normal sampler
+    has a half-precision path of its own (torch 2.11 on the H200 host: not fp32 noise rounded), and
+    drawing fp32 then casting made every fp16 picture differ from plain diffusers' (13.4 dB PSNR).
+    """
+    noise = [
+        torch.randn((1, *shape), generator=torch.Generator("cpu").manual_seed(s.seed), dtype=dtype)
+        for s in samples
+    ]
+    return torch.cat(noise).to(device=device)
 
 
 @dataclass

@@ -3,8 +3,8 @@
 For each shape bucket and each number of photos per batch (1..ARTBOOTH_BATCH_PHOTOS) one album is painted
 at the real steps and strengths: that compiles the UNet and VAE decoder on a first start (minutes; later
 starts load the kernels from DATA_DIR/compile-cache), captures the UNet's CUDA graph for every active
-batch size (1, 2 and 4 pictures per photo as the four artists join at their strengths), autotunes cuDNN
-for the VAE encoder and graphs BLIP's decoding for each caption batch. CPU workers skip it: nothing there
+batch size (1, 2 and 4 pictures per photo as the four artists join at their strengths) and graphs
+BLIP's decoding for each caption batch. CPU workers skip it: nothing there
 is compiled or captured.
 """
 

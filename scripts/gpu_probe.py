@@ -1,0 +1,229 @@
+"""One GPU run's worth of questions that the bench does not ask, each answered on its own (one failing
+part does not stop the others). MODELS=sd15-random python scripts/gpu_probe.py OUT.json
+
+- where our album path and plain diffusers part ways in fp16 (every UNet call's inputs and outputs,
+  recorded by forward hooks on both UNets, compared call by call);
+- the UNet step at batch 8 and 4: graphed NCHW, graphed channels_last, cuDNN autotuning on/off
+  (and what a new shape's capture costs with each);
+- the VAE decode of 4 and encode of 4, NCHW and channels_last;
+- the caption's parts: the processor (CPU), the vision pass, the greedy decoder.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+
+import numpy as np
+import torch
+
+from contract.styles import STYLES
+from inference.bench import bench_photo
+from inference.bench_parts import gpu_time, plain_pipeline, psnr
+from inference.graphs import GraphedUNet
+from inference.models import load_models
+from inference.settings import InferenceSettings
+from inference.stylize import StylizeItem, encode_image, stylize_batch
+
+T0 = time.perf_counter()
+report: dict = {}
+
+
+def say(text: str) -> None:
+    print(f"[{time.perf_counter() - T0:7.1f}s] {text}", flush=True)
+
+
+def part(name):
+    def wrap(fn):
+        say(f"{name} ...")
+        try:
+            report[name] = fn()
+        except Exception:
+            report[name] = {"error": traceback.format_exc()[-1500:]}
+        say(f"{name}: {json.dumps(report[name])[:2000]}")
+        json.dump(report, open(sys.argv[1], "w"), indent=1)
+        return fn
+
+    return wrap
+
+
+settings = InferenceSettings.from_env()
+models = load_models(settings, roles=("base", "caption"))
+pipe = plain_pipeline(models)
+photo = bench_photo(models.resolution)
+say("loaded")
+
+
+@part("divergence")
+def divergence():
+    style = STYLES["delaunay"]
+    records: dict[str, list] = {"ours": [], "diffusers": []}
+
+    def hook(key):
+        def fn(module, args, kwargs, output):
+            x = args[0] if args else kwargs["sample"]
+            t = args[1] if len(args) > 1 else kwargs["timestep"]
+            e = kwargs.get("encoder_hidden_states", args[2] if len(args) > 2 else None)
+            out = output[0] if isinstance(output, tuple) else output.sample
+            records[key].append(
+                (x.detach().float().cpu(), float(t), e.detach().float().cpu(), out.detach().float().cpu())
+            )
+
+        return fn
+
+    models.settings.cuda_graphs = False
+    models._lazy.clear()
+    h1 = models.txt2img.unet.register_forward_hook(hook("ours"), with_kwargs=True)
+    h2 = pipe.unet.register_forward_hook(hook("diffusers"), with_kwargs=True)
+    try:
+        ours = stylize_batch(
+            models, [StylizeItem(photo, styles=("delaunay",), seed=3, caption="a man")], steps=30
+        )[0].images[0][1]
+        with torch.inference_mode():
+            init = encode_image(pipe, photo, models.device, models.dtype)
+            init_ours = encode_image(models.img2img, photo, models.device, models.dtype)
+            ref = pipe(
+                prompt=style.render("a man"),
+                negative_prompt=style.negative,
+                image=init,
+                strength=style.strength,
+                guidance_scale=style.guidance,
+                num_inference_steps=30,
+                generator=[torch.Generator().manual_seed(3)],
+            ).images[0]
+    finally:
+        h1.remove()
+        h2.remove()
+        models.settings.cuda_graphs = True
+        models._lazy.clear()
+    a, b = records["ours"], records["diffusers"]
+    calls = []
+    for i, (ra, rb) in enumerate(zip(a, b)):
+        calls.append(
+            {
+                "i": i,
+                "t": (ra[1], rb[1]),
+                "x_shape": (list(ra[0].shape), list(rb[0].shape)),
+                "x_maxdiff": float((ra[0] - rb[0]).abs().max()) if ra[0].shape == rb[0].shape else None,
+                "e_maxdiff": float((ra[2] - rb[2]).abs().max()) if ra[2].shape == rb[2].shape else None,
+                "out_maxdiff": float((ra[3] - rb[3]).abs().max()) if ra[3].shape == rb[3].shape else None,
+                "x_absmax": float(ra[0].abs().max()),
+                "out_absmax": float(ra[3].abs().max()),
+                "out_nonfinite": int((~torch.isfinite(ra[3])).sum()),
+            }
+        )
+    return {
+        "psnr_db": psnr(np.asarray(ref), np.asarray(ours)),
+        "calls": (len(a), len(b)),
+        "init_maxdiff": float((init.float() - init_ours.float()).abs().max()),
+        "per_call": calls[:6] + calls[-2:],
+    }
+
+
+def unet_inputs(batch, h=64, w=64, memory_format=torch.contiguous_format):
+    x = torch.randn(batch, 4, h, w, device="cuda", dtype=torch.float16).to(memory_format=memory_format)
+    e = torch.randn(batch, 77, 768, device="cuda", dtype=torch.float16)
+    return x, torch.tensor(500, device="cuda"), e
+
+
+def capture_and_step(unet, batch, h, w, memory_format=torch.contiguous_format):
+    g = GraphedUNet(unet)
+    x, t, e = unet_inputs(batch, h, w, memory_format)
+    with torch.inference_mode():
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        g(x, t, e)
+        torch.cuda.synchronize()
+        capture = time.perf_counter() - started
+        step = gpu_time(lambda: g(x, t, e), 20)
+    return {"capture_s": round(capture, 2), "step_ms": round(step * 1000, 2)}
+
+
+@part("unet")
+def unet_part():
+    unet = models.txt2img.unet
+    out = {}
+    torch.backends.cudnn.benchmark = False
+    out["b8_64x80_nchw_autotune_off"] = capture_and_step(unet, 8, 64, 80)
+    torch.backends.cudnn.benchmark = True
+    out["b8_64x80_nchw_autotune_on"] = capture_and_step(unet, 8, 64, 80)
+    out["b8_64x64_nchw"] = capture_and_step(unet, 8, 64, 64)
+    out["b4_64x64_nchw"] = capture_and_step(unet, 4, 64, 64)
+    x, t, e = unet_inputs(8)
+    with torch.inference_mode():
+        out["b8_eager_ms"] = round(gpu_time(lambda: unet(x, t, encoder_hidden_states=e), 10) * 1000, 2)
+    unet.to(memory_format=torch.channels_last)
+    try:
+        torch.backends.cudnn.benchmark = False
+        out["b8_80x64_cl_autotune_off"] = capture_and_step(unet, 8, 80, 64, torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+        out["b8_64x64_cl"] = capture_and_step(unet, 8, 64, 64, torch.channels_last)
+        out["b4_64x64_cl"] = capture_and_step(unet, 4, 64, 64, torch.channels_last)
+    finally:
+        unet.to(memory_format=torch.contiguous_format)
+    try:
+        unet.fuse_qkv_projections()
+        out["b8_64x64_nchw_fused_qkv"] = capture_and_step(unet, 8, 64, 64)
+    finally:
+        unet.unfuse_qkv_projections()
+    return out
+
+
+@part("vae")
+def vae_part():
+    vae = models.txt2img.vae
+    z = torch.randn(4, 4, 64, 64, device="cuda", dtype=torch.float16)
+    pixels = torch.randn(4, 3, 512, 512, device="cuda", dtype=torch.float16)
+    out = {}
+    with torch.inference_mode():
+        out["decode4_nchw_ms"] = round(gpu_time(lambda: vae.decode(z), 5) * 1000, 2)
+        out["encode4_nchw_ms"] = round(gpu_time(lambda: vae.encode(pixels), 5) * 1000, 2)
+        out["decode1_nchw_ms"] = round(gpu_time(lambda: vae.decode(z[:1]), 5) * 1000, 2)
+        vae.to(memory_format=torch.channels_last)
+        try:
+            zc = z.to(memory_format=torch.channels_last)
+            pc = pixels.to(memory_format=torch.channels_last)
+            out["decode4_cl_ms"] = round(gpu_time(lambda: vae.decode(zc), 5) * 1000, 2)
+            out["encode4_cl_ms"] = round(gpu_time(lambda: vae.encode(pc), 5) * 1000, 2)
+            a = vae.decode(zc)[0].float()
+        finally:
+            vae.to(memory_format=torch.contiguous_format)
+        b = vae.decode(z)[0].float()
+        out["cl_vs_nchw_maxdiff"] = float((a - b).abs().max())
+        torch.backends.cudnn.benchmark = False
+        out["decode4_nchw_autotune_off_ms"] = round(gpu_time(lambda: vae.decode(z), 5) * 1000, 2)
+        torch.backends.cudnn.benchmark = True
+    return out
+
+
+@part("caption")
+def caption_part():
+    cap = models.captioner
+    images = [photo]
+    out = {}
+    cap.caption(images)
+    started = time.perf_counter()
+    for _ in range(5):
+        inputs = cap._inputs(images)
+    torch.cuda.synchronize()
+    out["processor_wall_ms"] = round((time.perf_counter() - started) / 5 * 1000, 2)
+    with torch.inference_mode():
+        out["vision_ms"] = round(
+            gpu_time(lambda: cap.model.vision_model(pixel_values=inputs["pixel_values"]), 10) * 1000, 2
+        )
+        embeds = cap.model.vision_model(pixel_values=inputs["pixel_values"])[0]
+        prompt = cap._prompt(inputs, 1)
+        out["decoder_ms"] = round(
+            gpu_time(lambda: cap.decoder(embeds, prompt, cap.max_new_tokens, cap.eos_id), 10) * 1000, 2
+        )
+    out["caption_total_ms"] = round(gpu_time(lambda: cap.caption(images), 10) * 1000, 2)
+    started = time.perf_counter()
+    for _ in range(5):
+        cap.caption(images)
+    out["caption_wall_ms"] = round((time.perf_counter() - started) / 5 * 1000, 2)
+    return out
+
+
+say("done")
