@@ -1,30 +1,51 @@
-"""The UNet and VAE decoder as the denoising loop calls them: compiled once, replayed as CUDA graphs.
+"""The UNet and VAE decoder as the denoising loop calls them: replayed as CUDA graphs, compiled where it pays.
 
-Why both: on an H100 an eager SD 1.5 step at batch 8 took 32 ms of GPU time and 28 ms just to launch its
-~1000 kernels from Python, so the loop ran at the host's pace; a graph replay launches in 0.3 ms. On an
-H200 torch.compile then cut the step from 28.5 to about 19 ms (fused GroupNorm/SiLU/residual kernels), but
-compiling per shape cost 160 s and every new photo shape recompiled in front of a user (issue 9). So:
+Why graphs: on an H100 an eager SD 1.5 step at batch 8 took 32 ms of GPU time and 28 ms just to launch its
+~1000 kernels from Python, so the loop ran at the host's pace; a graph replay launches in 0.3 ms
+(H200: 49 ms eager, 28.5 ms graphed). `GraphedUNet` captures one CUDA graph per input shape; the worker
+prepares every (bucket, batch) shape when it starts (inference.warmup), never in front of a user.
 
-- one `torch.compile(dynamic=True)` of the UNet and of the VAE decoder covers every batch size and shape
-  bucket; its artefacts live under DATA_DIR/compile-cache (inductor + triton caches), so a restart, after a
-  crash too, loads kernels instead of compiling them;
-- `GraphedUNet` captures one CUDA graph per input shape around the compiled (or eager) UNet; the worker
-  prepares every (bucket, batch) shape when it starts (inference.warmup), never in front of a user.
+Why compile only some shapes (ARTBOOTH_COMPILE=1): torch.compile cut the graphed step at batch 8 from 28
+to 20 ms and the VAE decode of four from 62 to 35 ms on the H200, but with dynamic shapes its compile did
+not finish in 7 minutes, and a static compile costs about 60 s per new shape cold, 8-10 s with a warm
+cache (scripts/compile_probe.py, docs/benchmarks.md). So shapes are compiled statically, and only:
 
-Graphs are skipped while a LoRA layer is switched on (peft layers run eager); if the UNet's module tree
-changes (a training adapter attached), the compiled forward is dropped for the eager one rather than
-recompiled in front of a user. ARTBOOTH_COMPILE=0 / ARTBOOTH_CUDA_GRAPHS=0 turn either part off.
+- while the worker prepares its shapes (`preparing()`, inference.warmup): nothing compiles in front of a
+  user; a shape first seen later runs graphed but uncompiled;
+- the shapes that carry the work: the UNet at batch >= 8 (an album's four pictures with guidance: 18 of
+  its 21 steps) and the VAE decoding four pictures, one of each per shape bucket.
+
+The artefacts live under DATA_DIR/compile-cache (inductor + triton caches), so a restart, after a crash
+too, loads kernels instead of compiling them. Graphs are skipped while a LoRA layer is switched on (peft
+layers run eager); if the UNet's module tree changes (a training adapter attached), the compiled forward
+is dropped for the eager one rather than recompiled. ARTBOOTH_COMPILE / ARTBOOTH_CUDA_GRAPHS turn either
+part on or off.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
 log = logging.getLogger(__name__)
 UNetCall = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+COMPILED_UNET_BATCH = 8  # the UNet shapes worth a compile: four pictures with guidance and up
+COMPILED_DECODE_BATCH = 4  # the VAE decode worth a compile: an album's four pictures (decode's slice)
+_preparing = contextvars.ContextVar("artbooth_preparing_shapes", default=False)
+
+
+@contextlib.contextmanager
+def preparing() -> Iterator[None]:
+    """New shapes seen inside the block may be compiled (the worker's start); outside it they are not."""
+    token = _preparing.set(True)
+    try:
+        yield
+    finally:
+        _preparing.reset(token)
 
 
 def _lora_enabled(unet: torch.nn.Module) -> bool:
@@ -45,16 +66,16 @@ def _module_state(unet: torch.nn.Module) -> tuple[int, bool]:
 
 
 def compile_fn(fn: Callable, name: str) -> Callable:
-    """torch.compile with dynamic shapes: one compilation serves every batch size and bucket."""
+    """torch.compile with static shapes: one compiled graph per shape, each compiled while preparing."""
+    import torch._dynamo.config as dynamo_config
     import torch._inductor.config as inductor_config
-    import torch.fx.experimental._config as fx_config
 
     inductor_config.conv_1x1_as_mm = True  # diffusers' recipe for SD UNets
-    # Without this, sizes that happen to be equal in the first call (a square latent, a batch of 4 beside
-    # 4 latent channels) share one symbol and the next shape recompiles (seen on CPU: 85 s more).
-    fx_config.use_duck_shape = False
-    log.info("compiling the %s (cached under TORCHINDUCTOR_CACHE_DIR after the first start)", name)
-    return torch.compile(fn, dynamic=True)
+    # One compiled entry per shape bucket and batch: above dynamo's default of 8 entries it would fall
+    # back to eager for every later shape.
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
+    log.info("compiling the %s per shape (cached under TORCHINDUCTOR_CACHE_DIR after the first start)", name)
+    return torch.compile(fn, dynamic=False)
 
 
 class GraphedUNet:
@@ -70,6 +91,7 @@ class GraphedUNet:
         self.unet = unet
         self.forward = forward
         self.eager = eager  # the uncompiled call; None: the UNet's own forward
+        self.compiled: set[tuple] = set()  # the shapes whose graph runs the compiled forward
         self.max_graphs = max_graphs
         self.pool = torch.cuda.graph_pool_handle()
         self.graphs: dict[tuple, tuple] = {}
@@ -91,6 +113,7 @@ class GraphedUNet:
             if self.forward is not None:
                 log.warning("the UNet's modules changed: running it uncompiled from now on")
             self.graphs.clear()
+            self.compiled.clear()
             self.signature, self.forward = signature, None
         key = (tuple(x.shape), tuple(embeds.shape), x.dtype, *(tuple(e.shape) for e in extra))
         if key not in self.graphs:
@@ -101,9 +124,15 @@ class GraphedUNet:
         graph.replay()
         return s_out.clone()
 
-    def _warm(self, static) -> None:
+    def _compiles(self, key: tuple, x: torch.Tensor) -> bool:
+        """Compile this shape? Only a big batch, and only while the worker prepares (see the module)."""
+        if self.forward is None:
+            return False
+        return key in self.compiled or (_preparing.get() and x.shape[0] >= COMPILED_UNET_BATCH)
+
+    def _warm(self, static, compiled: bool) -> None:
         """One run before capture; a compiler failure costs speed, never the job: eager from then on."""
-        if self.forward is not None:
+        if compiled and self.forward is not None:
             try:
                 self.forward(*static)
                 return
@@ -120,11 +149,14 @@ class GraphedUNet:
         static = (x.clone(), t.clone().reshape(()), embeds.clone(), *(e.clone() for e in extra))
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
+        compiled = self._compiles(key, x)
         with torch.cuda.stream(stream):  # compiling, autotuning and lazy inits happen outside the capture
             for _ in range(2):
-                self._warm(static)
+                self._warm(static, compiled)
         torch.cuda.current_stream().wait_stream(stream)
-        forward = self.forward or self._eager
+        forward = self.forward if compiled and self.forward is not None else self._eager
+        if forward is self.forward:
+            self.compiled.add(key)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self.pool):
             out = forward(*static)
@@ -151,7 +183,8 @@ def unet_runner(models, unet=None, cache_key: str = "unet_graphs") -> UNetCall:
 
 
 def vae_decoder(models) -> Callable[[torch.Tensor], torch.Tensor]:
-    """latents (already unscaled) -> pixels in [-1, 1]: the VAE decoder, compiled on CUDA.
+    """latents (already unscaled) -> pixels in [-1, 1]: the VAE decoder, compiled on CUDA for the shapes
+    prepared at start (four pictures per shape bucket), plain for any other.
 
     Not graphed: a decode of four pictures is ~300 kernels over 60 ms, so launching is not what costs.
     """
@@ -165,12 +198,17 @@ def vae_decoder(models) -> Callable[[torch.Tensor], torch.Tensor]:
     lazy = models._lazy
     if lazy.get("vae_decode") is None or lazy["vae_decode"][0] is not vae:
         compiled = compile_fn(plain, "VAE decoder")
+        shapes: set[tuple] = set()  # compiled so far
         state = {"ok": True}
 
         def decode(latents: torch.Tensor) -> torch.Tensor:
-            if state["ok"]:
+            shape = (*latents.shape, latents.dtype)
+            new = _preparing.get() and latents.shape[0] == COMPILED_DECODE_BATCH
+            if state["ok"] and (shape in shapes or new):
                 try:
-                    return compiled(latents)
+                    pixels = compiled(latents)
+                    shapes.add(shape)
+                    return pixels
                 except Exception as error:  # as for the UNet: slower, never failed
                     log.error("compiled VAE decoder failed (%s); running it uncompiled", str(error)[:300])
                     state["ok"] = False

@@ -1,10 +1,11 @@
 """Prepare every shape the worker will paint before it claims a job, so no user waits on a compilation.
 
 For each shape bucket and each number of photos per batch (1..ARTBOOTH_BATCH_PHOTOS) one album is painted
-at the real steps and strengths: that compiles the UNet and VAE decoder on a first start (minutes; later
-starts load the kernels from DATA_DIR/compile-cache), captures the UNet's CUDA graph for every active
-batch size (1, 2 and 4 pictures per photo as the four artists join at their strengths) and graphs
-BLIP's decoding for each caption batch. CPU workers skip it: nothing there
+at the real steps and strengths, inside `inference.graphs.preparing()`. That captures the UNet's CUDA graph
+for every active batch size (1, 2 and 4 pictures per photo as the four artists join at their strengths),
+graphs BLIP's decoding for each caption batch and, with ARTBOOTH_COMPILE=1, compiles the UNet's batch-8
+shape and the VAE decoder's four-picture shape of each bucket (about a minute per bucket on a first start;
+later starts load the kernels from DATA_DIR/compile-cache in seconds). CPU workers skip it: nothing there
 is compiled or captured.
 """
 
@@ -17,6 +18,7 @@ from PIL import Image
 
 from contract.kinds import STYLIZE_STEPS
 from inference.buckets import buckets
+from inference.graphs import preparing
 
 log = logging.getLogger("artbooth.worker")
 
@@ -37,11 +39,12 @@ def warm_up(models) -> float:
         settings.batch_photos,
         " (first start with an empty compile cache: compiling, a few minutes)" if first else "",
     )
-    for size in sizes:
-        for photos in range(1, settings.batch_photos + 1):
-            items = [StylizeItem(_photo(size, i), seed=i) for i in range(photos)]  # BLIP too
-            stylize_batch(models, items, steps=STYLIZE_STEPS)
-        log.info("bucket %dx%d ready after %.0fs", *size, time.perf_counter() - started)
+    with preparing():
+        for size in sizes:
+            for photos in range(1, settings.batch_photos + 1):
+                items = [StylizeItem(_photo(size, i), seed=i) for i in range(photos)]  # BLIP too
+                stylize_batch(models, items, steps=STYLIZE_STEPS)
+            log.info("bucket %dx%d ready after %.0fs", *size, time.perf_counter() - started)
     seconds = time.perf_counter() - started
     log.info("all shapes prepared in %.1fs", seconds)
     return seconds
