@@ -18,7 +18,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import Message
 
-from bot.handlers.portrait import CYRILLIC, scene_prompt
+from bot.handlers.portrait import CYRILLIC, no_lora_yet, scene_prompt
 from bot.intake import IncomingImage, Intake, _download, enqueue_interactive
 from bot.limits import check_admission
 from bot.settings import BotSettings
@@ -42,11 +42,7 @@ async def no_model_reply(
     """None when the user has a LoRA; else why /pose cannot paint them yet (training under way, or none)."""
     if await training.lora(user_id) is not None:
         return None
-    session = await training.session(user_id)
-    if session is not None and session.state == "training":
-        job = await queue.get(session.job_id) if session.job_id else None
-        return texts(lang, "pose_training", percent=round(job.progress * 100) if job else 0)
-    return texts(lang, "pose_no_lora")
+    return await no_lora_yet(texts, lang, training, queue, user_id, "pose")
 
 
 class PoseDesk:

@@ -23,8 +23,7 @@ POSE_EN = {
         "send /train and 3–20 photos of yourself. Then /pose and a photo."
     ),
     "pose_training": (
-        "Your personal model is still training ({percent}%). /pose works as soon as it's ready — "
-        "I'll tell you."
+        "Your personal model is still training ({state}). /pose works as soon as it's ready — I'll tell you."
     ),
     "pose_bad_reference": (
         "❌ I can't use this as a reference: {reason}\nSend another photo of the pose you want, or /pose cancel."
@@ -75,7 +74,7 @@ POSE_RU = {
         "отправьте /train и 3–20 своих фото. Потом — /pose и фото."
     ),
     "pose_training": (
-        "Ваша личная модель ещё учится ({percent}%). /pose заработает, как только она будет готова — я скажу."
+        "Ваша личная модель ещё учится ({state}). /pose заработает, как только она будет готова — я скажу."
     ),
     "pose_bad_reference": (
         "❌ Это фото не подойдёт как образец: {reason}\nПришлите другое фото с нужной позой или /pose cancel."

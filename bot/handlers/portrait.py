@@ -91,9 +91,11 @@ async def queue_portrait(
 
 
 async def no_lora_yet(
-    texts: Texts, lang: str, training: TrainingStore, queue: AsyncJobQueue, user_id: int
+    texts: Texts, lang: str, training: TrainingStore, queue: AsyncJobQueue, user_id: int, command: str = "me"
 ) -> str:
-    """No personal model: learning the face is under way (say how far), or it has to be started."""
+    """No personal model: learning the face is under way (say how far), or it has to be started.
+
+    `command` ("me", "pose") picks the texts `<command>_no_lora` and `<command>_training` (with `{state}`)."""
     session = await training.session(user_id)
     job = (
         await queue.get(session.job_id)
@@ -101,9 +103,9 @@ async def no_lora_yet(
         else None
     )
     if job is None or job.state not in UNFINISHED:
-        return texts(lang, "me_no_lora")
+        return texts(lang, f"{command}_no_lora")
     state = training_state(texts, lang, job, await queue.jobs_ahead(job.id))
-    return texts(lang, "me_training", state=state)
+    return texts(lang, f"{command}_training", state=state)
 
 
 async def me(message: Message, command: CommandObject, event_update: Update, lang: str, **deps) -> None:

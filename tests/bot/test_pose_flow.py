@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from contract.kinds import JobKind, TrainRequest
 from jobs.queue import JobQueue
 from tests.bot.conftest import InProcessBot, make_photo
 from tests.bot.fake_telegram import FakeTelegram, TgUser
@@ -73,9 +74,14 @@ async def test_without_a_model_pose_says_how_to_get_one(app, telegram, reference
     )
     # While the training runs: say so.
     await say(app, telegram, en, text="/train")
-    await app.dispatcher["training"].mark_training(en.id, 999)
+    request = TrainRequest(photos=("selfies/x/1.jpg", "selfies/x/2.jpg", "selfies/x/3.jpg"))
+    job_id, _ = await app.queue.enqueue(JobKind.TRAIN, request.to_payload(), user_id=en.id, chat_id=en.id)
+    await app.dispatcher["training"].mark_training(en.id, job_id)
     await say(app, telegram, en, text="/pose")
-    assert telegram.texts(en.id)[-1].startswith("Your personal model is still training (0%)")
+    # the same words as /me's: queued (how many ahead) or how far, not a made-up 0%
+    assert telegram.texts(en.id)[-1].startswith(
+        "Your personal model is still training (in the queue, 0 ahead)"
+    )
     assert not app.sql("SELECT 1 FROM jobs WHERE kind = 'pose'")
     assert not app.sql("SELECT 1 FROM pose_waits")
 
