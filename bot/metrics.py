@@ -14,7 +14,6 @@ do not collide):
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterator
 
@@ -27,6 +26,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from bot.listener import Listener
 from contract.kinds import JobKind
 from jobs.models import Job, JobState
 from jobs.ops_store import ALBUM_KINDS, OpsStore, Snapshot
@@ -169,27 +169,21 @@ def _worker_metrics(snap: Snapshot) -> Iterator[Metric]:
     yield from (up, restarts, memory)
 
 
-class MetricsServer:
+class MetricsServer(Listener):
     """GET /metrics on METRICS_HOST:METRICS_PORT, in the bot's event loop (the database reads are async)."""
 
     def __init__(self, metrics: BotMetrics, ops: OpsStore, host: str, port: int):
+        super().__init__()
         self.metrics, self.ops, self.host, self.port = metrics, ops, host, port
-        self._runner: web.AppRunner | None = None
 
-    async def start(self) -> None:
+    def application(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/metrics", self.handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        log.info("metrics on http://%s:%s/metrics", self.host, self.port)
+        return app
 
-    async def serve(self) -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            if self._runner:
-                await self._runner.cleanup()
+    async def start(self) -> None:
+        await self.listen(self.host, self.port)
+        log.info("metrics on http://%s:%s/metrics", self.host, self.port)
 
     async def handle(self, _request: web.Request) -> web.Response:
         body = await self.metrics.exposition(self.ops)

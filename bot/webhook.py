@@ -29,6 +29,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bot.inbox import update_user_id
+from bot.listener import Listener
 from bot.settings import BotSettings
 from jobs.store import BotStore
 
@@ -46,13 +47,15 @@ def webhook_path(url: str) -> str:
     return urlsplit(url).path or "/"
 
 
-class WebhookServer:
+class WebhookServer(Listener):
+    shutdown_timeout = 2.0
+
     def __init__(self, bot: Bot, store: BotStore, settings: BotSettings, on_recorded: Callable[[], None]):
+        super().__init__()
         assert settings.webhook_url and settings.webhook_secret, "checked by BotSettings"
         self.bot, self.store, self.settings = bot, store, settings
         self.url, self.secret = settings.webhook_url, settings.webhook_secret.get_secret_value()
         self.on_recorded = on_recorded
-        self._runner: web.AppRunner | None = None
 
     def application(self) -> web.Application:
         app = web.Application()
@@ -61,23 +64,13 @@ class WebhookServer:
 
     async def start(self) -> None:
         """Listen first: Telegram may post the moment setWebhook returns."""
-        self._runner = web.AppRunner(self.application(), access_log=None, shutdown_timeout=2.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.settings.webhook_host, self.settings.webhook_port).start()
+        await self.listen(self.settings.webhook_host, self.settings.webhook_port)
         log.info(
             "webhook: listening on %s:%s%s",
             self.settings.webhook_host,
             self.settings.webhook_port,
             webhook_path(self.url),
         )
-
-    async def serve(self) -> None:
-        """Until cancelled; then the listener closes (updates that arrive meanwhile wait at Telegram)."""
-        try:
-            await asyncio.Event().wait()
-        finally:
-            if self._runner:
-                await self._runner.cleanup()
 
     async def register(self, allowed_updates: list[str] | None) -> None:
         """setWebhook, retried while Telegram is unreachable; a refusal is the operator's to fix."""
