@@ -24,7 +24,6 @@ from collections.abc import Callable
 import torch
 
 log = logging.getLogger(__name__)
-UNetCall = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _lora_enabled(unet: torch.nn.Module) -> bool:
@@ -131,22 +130,28 @@ class GraphedUNet:
         self.graphs[key] = (graph, static, out)
 
 
-def unet_runner(models, unet=None, cache_key: str = "unet_graphs") -> UNetCall:
+def unet_runner(
+    models, unet=None, cache_key: str = "unet_graphs", call: Callable[..., torch.Tensor] | None = None
+) -> Callable[..., torch.Tensor]:
     """The UNet call used by the loop: compiled and graphed on CUDA (see above), plain elsewhere.
 
-    `unet`/`cache_key`: another resident UNet (fast mode's) keeps graphs of its own under its own key."""
+    `unet`/`cache_key`: another resident UNet (fast mode's) keeps graphs of its own under its own key.
+    `call(x, t, embeds, *extra)`: a step that runs more than the bare UNet (the ControlNet and the UNet,
+    inference/control.py), compiled and graphed the same way; `unet` is the UNet it runs, whose adapters
+    and modules decide, as for the bare UNet, whether the graphs may run."""
     unet = models.txt2img.unet if unet is None else unet
+
+    def bare(x: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor) -> torch.Tensor:
+        return unet(x, t, encoder_hidden_states=embeds, return_dict=False)[0]
+
+    call = bare if call is None else call
     settings = models.settings
     if models.device.type != "cuda" or not settings.cuda_graphs:
-        return lambda x, t, embeds: unet(x, t, encoder_hidden_states=embeds, return_dict=False)[0]
+        return call
     lazy = models._lazy
     if lazy.get(cache_key) is None or lazy[cache_key].unet is not unet:
-        forward = None
-        if settings.compile:
-            forward = compile_fn(
-                lambda x, t, embeds: unet(x, t, encoder_hidden_states=embeds, return_dict=False)[0], "UNet"
-            )
-        lazy[cache_key] = GraphedUNet(unet, forward)
+        forward = compile_fn(call, "UNet") if settings.compile else None
+        lazy[cache_key] = GraphedUNet(unet, forward, eager=call)
     return lazy[cache_key]
 
 
