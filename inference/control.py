@@ -8,15 +8,19 @@ start-up time, and, with `MODELS=sd15`, a missing ControlNet download would stop
 starting instead of failing only the pose jobs with `model_missing`. The memory target holds either way
 (docs/benchmarks.md; `python -m inference bench --pose` measures the load and the peak with it resident).
 
-Both pipelines are built from `models.txt2img.components`: the UNet, VAE, text encoder and scheduler are
-the resident ones, so there is no second copy, and the portrait adapters loaded into that UNet and text
-encoder (inference/portrait.py) apply to pose portraits as well.
+/pose does not run a diffusers pipeline: `controlled_unet` is one denoising step of diffusers'
+`StableDiffusionControlNetPipeline` (the ControlNet's residuals fed into the UNet), which the worker's own
+loop (inference/portrait.py::paint_text2img) replays as CUDA graphs like /me's UNet (inference/graphs.py).
+The evaluation's img2img + ControlNet stays a diffusers pipeline, built from `models.txt2img.components`.
+Either way the UNet, VAE, text encoder and scheduler are the resident ones, so there is no second copy, and
+a user's LoRA fused or loaded into that UNet and text encoder (inference/portrait.py) applies to pose
+portraits as well.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -37,9 +41,49 @@ def _components(models) -> dict[str, Any]:
     return parts
 
 
-def pose_pipeline(models):
-    """StableDiffusionControlNetPipeline over the resident modules (built once per ModelSet)."""
-    return _control_pipeline(models, "StableDiffusionControlNetPipeline")
+def controlled_unet(models, conditioning_scale: float = CONDITIONING_SCALE) -> Callable[..., torch.Tensor]:
+    """(x, t, embeds, control image) -> the UNet's noise prediction with the ControlNet's residuals added,
+    as StableDiffusionControlNetPipeline's loop computes it (guess mode off, the control on every step).
+
+    Graphed on CUDA under a key of its own per scale: the scale is a Python number inside the step, as in
+    diffusers (a tensor of the UNet's dtype would round 0.8 in fp16), and only the CLI changes it."""
+    from inference.graphs import unet_runner
+
+    unet, controlnet = models.txt2img.unet, models.controlnet()  # the ControlNet loads on the first pose
+    scale = float(conditioning_scale)
+
+    def step(x: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        down, mid = controlnet(
+            x,
+            t,
+            encoder_hidden_states=embeds,
+            controlnet_cond=image,
+            conditioning_scale=scale,
+            guess_mode=False,
+            return_dict=False,
+        )
+        return unet(
+            x,
+            t,
+            encoder_hidden_states=embeds,
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=mid,
+            return_dict=False,
+        )[0]
+
+    return unet_runner(models, unet, f"control_graphs@{scale:g}", step)
+
+
+def control_image(models, edges: Image.Image) -> torch.Tensor:
+    """The edges as the ControlNet reads them, (1, 3, H, W) in [0, 1]: diffusers' `prepare_image` before
+    it repeats the image per picture and for classifier-free guidance."""
+    from diffusers.image_processor import VaeImageProcessor
+
+    processor = VaeImageProcessor(
+        vae_scale_factor=models.txt2img.vae_scale_factor, do_convert_rgb=True, do_normalize=False
+    )
+    pixels = processor.preprocess(edges, height=edges.height, width=edges.width).to(dtype=torch.float32)
+    return pixels.to(device=models.device, dtype=models.controlnet().dtype)
 
 
 def img2img_pipeline(models):

@@ -32,7 +32,6 @@ from collections.abc import Callable, Iterator
 import torch
 
 log = logging.getLogger(__name__)
-UNetCall = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 COMPILED_UNET_BATCH = 8  # the UNet shapes worth a compile: four pictures with guidance and up
 COMPILED_DECODE_BATCH = 4  # the VAE decode worth a compile: an album's four pictures (decode's slice)
 _preparing = contextvars.ContextVar("artbooth_preparing_shapes", default=False)
@@ -81,19 +80,24 @@ def compile_fn(fn: Callable, name: str) -> Callable:
 class GraphedUNet:
     """Replays the UNet as CUDA graphs, one per input shape (active batch x latent size).
 
-    Graphs share one memory pool and are kept for the `max_graphs` latest shapes (five buckets times the
+    Graphs share one memory pool (with the other runners' too, see unet_runner) and are kept for the `max_graphs` latest shapes (five buckets times the
     album's active batch sizes fit). `forward` is the compiled UNet call when compiling is on.
     """
 
     def __init__(
-        self, unet, forward: Callable | None = None, max_graphs: int = 64, eager: Callable | None = None
+        self,
+        unet,
+        forward: Callable | None = None,
+        max_graphs: int = 64,
+        eager: Callable | None = None,
+        pool: tuple | None = None,
     ):
         self.unet = unet
         self.forward = forward
         self.eager = eager  # the uncompiled call; None: the UNet's own forward
         self.compiled: set[tuple] = set()  # the shapes whose graph runs the compiled forward
         self.max_graphs = max_graphs
-        self.pool = torch.cuda.graph_pool_handle()
+        self.pool = torch.cuda.graph_pool_handle() if pool is None else pool
         self.graphs: dict[tuple, tuple] = {}
         self.signature = _module_state(unet)[0]  # adapters or swapped modules change the count
 
@@ -163,22 +167,31 @@ class GraphedUNet:
         self.graphs[key] = (graph, static, out)
 
 
-def unet_runner(models, unet=None, cache_key: str = "unet_graphs") -> UNetCall:
+def unet_runner(
+    models, unet=None, cache_key: str = "unet_graphs", call: Callable[..., torch.Tensor] | None = None
+) -> Callable[..., torch.Tensor]:
     """The UNet call used by the loop: compiled and graphed on CUDA (see above), plain elsewhere.
 
-    `unet`/`cache_key`: another resident UNet (fast mode's) keeps graphs of its own under its own key."""
+    `unet`/`cache_key`: another resident UNet (fast mode's) keeps graphs of its own under its own key.
+    `call(x, t, embeds, *extra)`: a step that runs more than the bare UNet (the ControlNet and the UNet,
+    inference/control.py), compiled and graphed the same way; `unet` is the UNet it runs, whose adapters
+    and modules decide, as for the bare UNet, whether the graphs may run."""
     unet = models.txt2img.unet if unet is None else unet
+
+    def bare(x: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor) -> torch.Tensor:
+        return unet(x, t, encoder_hidden_states=embeds, return_dict=False)[0]
+
+    call = bare if call is None else call
     settings = models.settings
     if models.device.type != "cuda" or not settings.cuda_graphs:
-        return lambda x, t, embeds: unet(x, t, encoder_hidden_states=embeds, return_dict=False)[0]
+        return call
     lazy = models._lazy
     if lazy.get(cache_key) is None or lazy[cache_key].unet is not unet:
-        forward = None
-        if settings.compile:
-            forward = compile_fn(
-                lambda x, t, embeds: unet(x, t, encoder_hidden_states=embeds, return_dict=False)[0], "UNet"
-            )
-        lazy[cache_key] = GraphedUNet(unet, forward)
+        forward = compile_fn(call, "UNet") if settings.compile else None
+        # One memory pool for every runner's graphs (album, fast mode, /pose): a replay's output is copied
+        # out before the next replay, so their activations may share memory as one runner's shapes do.
+        pool = lazy.setdefault("graph_pool", torch.cuda.graph_pool_handle())
+        lazy[cache_key] = GraphedUNet(unet, forward, eager=call, pool=pool)
     return lazy[cache_key]
 
 

@@ -13,6 +13,7 @@ import re
 import time
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -220,17 +221,32 @@ def users_lora(models, lora_path: Path, owner: str, scale: float = LORA_SCALE):
 
 
 def paint_text2img(
-    models, prompt: str, negative: str, n: int, seed: int, guidance: float, steps: int, max_batch: int | None
+    models,
+    prompt: str,
+    negative: str,
+    n: int,
+    seed: int,
+    guidance: float,
+    steps: int,
+    max_batch: int | None,
+    *,
+    size: tuple[int, int] | None = None,
+    unet: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> list[Image.Image]:
     """What `StableDiffusionPipeline(prompt, generator=[one per image])` paints, through the worker's fast
     UNet (compiled, graphed) and VAE decoder: the same noise (one device generator per image, seeded
-    seed + i, drawn as diffusers draws it), scheduler, guidance and postprocessing."""
+    seed + i, drawn as diffusers draws it), scheduler, guidance and postprocessing.
+
+    `size`: (height, width), default the square working resolution. `unet(x, t, embeds)`: the step to run
+    instead of the resident UNet's (/pose: the ControlNet's and the UNet's, inference/pose.py)."""
     from inference.graphs import unet_runner, vae_decoder
     from inference.stylize import _Sample, decode, denoise, make_groups
 
     pipe = models.txt2img
     device = models.device
-    side = models.resolution // pipe.vae_scale_factor
+    height, width = size or (models.resolution, models.resolution)
+    shape = (1, pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
+    unet = unet or unet_runner(models)
     chunk = max(1, min(n, max_batch or n))
     images: list[Image.Image] = []
     with torch.inference_mode():
@@ -247,7 +263,7 @@ def paint_text2img(
             groups, timesteps = make_groups(pipe, samples, steps, device)
             noise = [
                 torch.randn(
-                    (1, pipe.unet.config.in_channels, side, side),
+                    shape,
                     generator=torch.Generator(device=device).manual_seed(s.seed),
                     device=device,
                     dtype=positive.dtype,
@@ -257,9 +273,7 @@ def paint_text2img(
             groups[0].latents = torch.cat(noise) * groups[0].scheduler.init_noise_sigma
             scale = torch.full((count,), guidance, device=device, dtype=positive.dtype)
             part = slice(lo, lo + count)
-            latents = denoise(
-                unet_runner(models), groups, timesteps, positive[part], negative_embeds[part], scale
-            )
+            latents = denoise(unet, groups, timesteps, positive[part], negative_embeds[part], scale)
             images += decode(pipe, latents, vae_decode=vae_decoder(models))
     return images
 

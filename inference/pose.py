@@ -8,6 +8,13 @@ caption of the reference for context ("a man sitting on a bench in a park").
 20 steps, not /me's 30: the ControlNet adds about 40% to every UNet step, and DPM-Solver++ 2M has
 converged by 20 with the composition already fixed by the edges; four pose portraits then cost about
 what four /me portraits do (docs/benchmarks.md).
+
+Why not diffusers' `StableDiffusionControlNetPipeline` (issue 11: four pose portraits in <= 1.0 s on an
+H200; the pipeline, even with the LoRA fused, took 1.086 s): it runs the ControlNet and the UNet eagerly,
+and an eager SD step at batch 8 is bound by launching its kernels (44-49 ms against 29 ms replayed as a
+CUDA graph). So pose portraits are painted as /me's are, by `paint_text2img` (the same noise, scheduler,
+guidance and postprocessing as the pipeline) with the pipeline's step, ControlNet and UNet together, as
+one call that inference/graphs.py replays as a CUDA graph per shape (`controlled_unet`, inference/control.py).
 """
 
 from __future__ import annotations
@@ -24,9 +31,9 @@ from contract import kinds
 from contract.images import read_upload
 from contract.pose import load_reference
 from inference.context import JobContext, JobStopped
-from inference.control import CONDITIONING_SCALE, pose_pipeline
+from inference.control import CONDITIONING_SCALE, control_image, controlled_unet
 from inference.edges import CANNY_HIGH, CANNY_LOW, canny_edges
-from inference.portrait import GUIDANCE, NEGATIVE, _lora_for_job, build_prompt, users_lora
+from inference.portrait import GUIDANCE, NEGATIVE, _lora_for_job, build_prompt, paint_text2img, users_lora
 from jobs.errors import BAD_REQUEST, JobError
 
 if TYPE_CHECKING:
@@ -73,29 +80,28 @@ def pose_portraits(
     if not 1 <= n <= 8:
         raise JobError(BAD_REQUEST, "n must be between 1 and 8")
     started = time.perf_counter()
-    pipe = pose_pipeline(models)  # 0. the ControlNet, loaded on the first pose
+    step = controlled_unet(models, conditioning_scale)  # 0. the ControlNet, loaded on the first pose
     photo = prepare_image(models, reference)  # 1. the reference at the working resolution
     edges = canny_edges(photo, low, high)  # 2. its edges: the conditioning
     caption = caption.strip() if caption and caption.strip() else caption_image(models, photo)  # 3.
     context = ", ".join(part for part in (" ".join(scene.split()), caption) if part)
-    generators = [torch.Generator(device=models.device).manual_seed(seed + i) for i in range(n)]
-    chunk = max(1, min(n, max_batch or n))
-    images: list[Image.Image] = []
-    with users_lora(models, Path(lora_path), owner) as info, torch.inference_mode():  # 5. on for this call
+    with torch.inference_mode():
+        edges_in = control_image(models, edges)
+        rows = edges_in.repeat(2 * n, 1, 1, 1)  # every UNet row sees the edges, guided or not, any chunk
+    with users_lora(models, Path(lora_path), owner) as info:  # 5. the user's LoRA on for this call
         prompt = build_prompt(context, token or info.token, cls or info.cls)  # 4.
-        for start in range(0, n, chunk):
-            part = generators[start : start + chunk]
-            images += pipe(
-                [prompt] * len(part),
-                image=edges,
-                negative_prompt=[NEGATIVE] * len(part),
-                height=photo.height,
-                width=photo.width,
-                num_inference_steps=steps,
-                guidance_scale=GUIDANCE,
-                controlnet_conditioning_scale=float(conditioning_scale),  # diffusers refuses an int
-                generator=part,
-            ).images
+        images = paint_text2img(  # 6.
+            models,
+            prompt,
+            NEGATIVE,
+            n,
+            seed,
+            GUIDANCE,
+            steps,
+            max_batch,
+            size=(edges_in.shape[-2], edges_in.shape[-1]),
+            unet=lambda x, t, embeds: step(x, t, embeds, rows[: len(x)]),
+        )
     return PoseResult(prompt, caption, edges, images, time.perf_counter() - started, seed)
 
 

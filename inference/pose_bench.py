@@ -42,7 +42,7 @@ def pose_bench(models, timer, iters: int, warmup: int) -> dict[str, Any]:
         def four() -> None:
             pose_portraits(models, lora, reference, "as a knight", n=4, seed=0)
 
-        first = timer(four)  # the pipeline built, the adapter loaded, kernels chosen
+        first = timer(four)  # the LoRA loaded, the step's CUDA graphs captured (inference/control.py)
         if cuda:
             torch.cuda.reset_peak_memory_stats(models.device)
         runs = _repeat(timer, four, iters, warmup)

@@ -19,6 +19,7 @@ from inference.train import TrainConfig
 from inference.train.loop import train_lora
 from jobs.errors import BAD_LORA, BAD_REQUEST, IMAGE_TOO_SMALL, NOT_AN_IMAGE, JobError
 from jobs.files import LocalFiles
+from tests.inference.test_stylize import psnr
 
 FAST = dict(cls="man", rank=4, steps=2, lr=1e-2, warmup_steps=0, num_class_images=2, class_image_steps=2)
 
@@ -117,6 +118,31 @@ def test_scene_and_caption_make_the_prompt_and_the_lora_is_off_afterwards(tiny_m
     assert result.caption  # BLIP's (the tiny one's words are noise, but it was asked)
     assert not _lora_enabled(unet)  # as an adapter: switched off; fused (the default): the weights restored
     assert all(torch.equal(p, before[name]) for name, p in unet.named_parameters() if name in before)
+
+
+def test_the_worker_loop_paints_what_the_diffusers_controlnet_pipeline_paints(tiny_models, data_dir):
+    """Issue 11: pose portraits on the worker's own loop (the UNet step graphed on CUDA) against diffusers'
+    StableDiffusionControlNetPipeline with the same LoRA, prompt, edges and per-picture seeds."""
+    from inference.control import CONDITIONING_SCALE, _control_pipeline
+    from inference.portrait import GUIDANCE, NEGATIVE, users_lora
+
+    ours = pose_portraits(tiny_models, lora(data_dir), figure(), n=3, seed=5, steps=3, caption="a person")
+    pipe = _control_pipeline(tiny_models, "StableDiffusionControlNetPipeline")
+    with users_lora(tiny_models, lora(data_dir), "1"), torch.inference_mode():
+        theirs = pipe(
+            [ours.prompt] * 3,
+            image=ours.edges,
+            negative_prompt=[NEGATIVE] * 3,
+            height=128,
+            width=160,
+            num_inference_steps=3,
+            guidance_scale=GUIDANCE,
+            controlnet_conditioning_scale=CONDITIONING_SCALE,
+            generator=[torch.Generator(device=tiny_models.device).manual_seed(5 + i) for i in range(3)],
+        ).images
+    assert [im.size for im in theirs] == [im.size for im in ours.images] == [(160, 128)] * 3
+    for mine, reference in zip(ours.images, theirs, strict=True):
+        assert psnr(np.asarray(reference), np.asarray(mine)) >= 35
 
 
 def test_a_smaller_batch_gives_the_same_pictures(tiny_models, data_dir):
