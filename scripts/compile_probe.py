@@ -50,7 +50,9 @@ def main() -> None:
     e = torch.randn(8, 77, 768, device="cuda", dtype=torch.float16)
     with torch.inference_mode():
         fn = torch.compile(
-            lambda x, t, e: unet(x, t, encoder_hidden_states=e, return_dict=False)[0], mode=mode, dynamic=False
+            lambda x, t, e: unet(x, t, encoder_hidden_states=e, return_dict=False)[0],
+            mode=mode,
+            dynamic=False,
         )
         if dynamic_hw:
             torch._dynamo.mark_dynamic(x, 2)
