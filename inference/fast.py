@@ -6,9 +6,11 @@ pictures would drift a little after every fast job; restoring a saved copy inste
 on each switch and may re-point tensors under a captured CUDA graph. A copy of the UNet with the LoRA
 fused in once (+1.7 GB fp16 on a 141 GB H200) switches for free, runs at the plain UNet's speed (no LoRA
 layers, CUDA graphs of its own), and leaves the normal UNet's memory untouched: bit-identical by
-construction. Portraits already run the user's LoRA unfused; there the distillation LoRA is a second
-named adapter of the resident UNet, stacked with the user's (`set_adapter` of both) for one call and
-disabled with it afterwards.
+construction. Fast portraits fuse the user's LoRA into this UNet for the job (inference/lora_fuse.py:
+its touched attention weights are copied back to their distillation-fused values afterwards, in place,
+so its graphs stay valid). With ARTBOOTH_FUSE_LORA=0 the distillation LoRA is instead a second named
+adapter of the resident UNet, stacked with the user's (`set_adapter` of both) for one call and disabled
+with it afterwards.
 
 `tiny` and `sd15-random` build a random LoRA of the real one's shape (rank, target layers) in diffusers'
 LoRA file format, so it loads through the same `lora_state_dict` / `load_lora_into_unet` path.
@@ -30,7 +32,7 @@ from inference.presets import FastSchedule, ModelPreset
 
 log = logging.getLogger(__name__)
 
-ADAPTER = "artbooth_fast"  # the distillation LoRA as a named adapter of the resident UNet (portraits)
+ADAPTER = "artbooth_fast"  # the distillation LoRA as an adapter of the resident UNet (unfused portraits)
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # the hub repo's file name, and the twin's
 TWIN_VERSION = 1  # bump when build_lora_twin writes something else
 

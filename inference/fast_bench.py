@@ -3,8 +3,9 @@
 - `fast_job_4_gpu_s`: caption + four styles on the few-step schedule (target ≤ 0.15 s on an H200);
 - `fast_queue_albums_per_hour`: fast albums drained through a real queue by an in-process worker, from
   enqueue to the last one done (target ≥ 20,000 per GPU);
-- `fast_portrait_4_gpu_s`: four portraits with a user's LoRA, the distillation LoRA stacked on it
-  (target ≤ 0.3 s). The user's LoRA is random, of the trainer's default shape (rank, targets).
+- `fast_portrait_4_gpu_s`: four portraits with a user's LoRA fused into fast mode's UNet, graphed
+  (ARTBOOTH_FUSE_LORA, on by default; off: the two LoRAs stacked as peft adapters, eager) (target ≤ 0.3 s).
+  The user's LoRA is random, of the trainer's default shape (rank, targets).
 """
 
 from __future__ import annotations

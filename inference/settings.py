@@ -35,7 +35,7 @@ class InferenceSettings(SharedSettings):
     )
     warmup: bool = True  # ARTBOOTH_WARMUP: prepare every bucket's shapes when the worker starts (CUDA)
     pipeline: bool = True  # ARTBOOTH_PIPELINE: decode the next photos and write pictures on threads
-    fuse_lora: bool = True  # ARTBOOTH_FUSE_LORA: portraits fuse the user's LoRA into the fast UNet
+    fuse_lora: bool = True  # ARTBOOTH_FUSE_LORA: portraits fuse the user's LoRA into the graphed UNets
     compile_cache: str = ""  # ARTBOOTH_COMPILE_CACHE: default DATA_DIR/compile-cache
 
     @classmethod

@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from PIL import Image
@@ -184,6 +184,7 @@ class _Group:
     scheduler: object
     start: int  # index into the full timestep grid where this group enters
     latents: torch.Tensor | None = None
+    step_kwargs: dict = field(default_factory=dict)  # more arguments of its scheduler's step (generators)
 
 
 def make_groups(pipe, samples: list[_Sample], steps: int, device) -> tuple[list[_Group], torch.Tensor]:
@@ -237,7 +238,9 @@ def denoise(
         offset = 0
         for g in active:
             n = len(g.index)
-            g.latents = g.scheduler.step(pred[offset : offset + n], t, g.latents, return_dict=False)[0]
+            g.latents = g.scheduler.step(
+                pred[offset : offset + n], t, g.latents, **g.step_kwargs, return_dict=False
+            )[0]
             offset += n
         if on_step is not None:
             on_step(k - first + 1, len(timesteps) - first)

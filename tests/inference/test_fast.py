@@ -1,5 +1,6 @@
-"""Fast mode on the tiny twins: the few-step schedule end to end, stacked on a user's LoRA, and the normal
-schedule's pictures bit-identical before and after a fast job ran in the same worker."""
+"""Fast mode on the tiny twins: the few-step schedule end to end, with a user's LoRA fused into its UNet (or
+stacked on it as adapters), and the normal schedule's pictures bit-identical before and after a fast job ran
+in the same worker."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from inference.portrait import adapter_cache, portrait
 from inference.settings import InferenceSettings
 from inference.stylize import _lora_enabled, stylize
 from inference.train import TrainConfig
+from inference.train.config import TEXT_ENCODER_TARGETS
 from inference.train.loop import train_lora
+from inference.train.lora_io import save_lora
 from inference.worker import Worker
 from jobs import JobQueue, JobState
 from jobs.wait import burst
@@ -46,6 +49,40 @@ def lora(tiny_models, data_dir) -> Path:
     crops = [face, face.transpose(Image.FLIP_LEFT_RIGHT), face.rotate(5)]
     train_lora(tiny_models, crops, config, out=out, class_cache=data_dir / "class_images")
     return out
+
+
+@pytest.fixture(scope="module")
+def other_lora(tiny_models, data_dir) -> Path:
+    """A second user's LoRA that adapts the text encoder too, which both UNets' fusers share. Its text
+    encoder layers are random, not trained: transformers 5 wants peft >= 0.22 for a text-encoder adapter."""
+    from safetensors.torch import load_file
+
+    face = Image.fromarray(data.astronaut()).rotate(20)
+    config = TrainConfig(
+        cls="woman", rank=4, steps=2, lr=1e-2, warmup_steps=0, num_class_images=2, class_image_steps=2, seed=2
+    )
+    out = data_dir / "loras" / "2" / "lora.safetensors"
+    crops = [face, face.transpose(Image.FLIP_LEFT_RIGHT)]
+    train_lora(tiny_models, crops, config, out=out, class_cache=data_dir / "class_images")
+    generator = torch.Generator().manual_seed(2)
+    text_layers = {}
+    for name, module in tiny_models.txt2img.text_encoder.named_modules():
+        if name.rsplit(".", 1)[-1] in TEXT_ENCODER_TARGETS:
+            text_layers[f"{name}.lora_A.weight"] = torch.randn(4, module.in_features, generator=generator)
+            text_layers[f"{name}.lora_B.weight"] = torch.randn(module.out_features, 4, generator=generator)
+    return save_lora(
+        out,
+        unet_layers={k.removeprefix("unet."): v for k, v in load_file(out).items()},
+        text_encoder_layers=text_layers,
+        base_model=tiny_models.base_id,
+        rank=4,
+        alpha=4,
+        steps=2,
+        token=config.token,
+        cls=config.cls,
+        unet_targets=config.unet_targets,
+        text_encoder_targets=TEXT_ENCODER_TARGETS,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +149,90 @@ def test_fast_is_few_unguided_steps_on_its_own_unet(tiny_models):
     assert torch.equal(tensors(again), tensors(fast))  # TCD's per-step noise is seeded too
 
 
-def test_fast_portraits_stack_the_distillation_lora_on_the_users(tiny_models, lora):
+def weights(models) -> dict[str, torch.Tensor]:
+    """Every weight of both UNets and the shared text encoder, copied."""
+    parts = {"unet": models.txt2img.unet, "fast": fast_unet(models), "text": models.txt2img.text_encoder}
+    return {f"{k}.{n}": p.detach().clone() for k, m in parts.items() for n, p in m.named_parameters()}
+
+
+def same_weights(models, before: dict[str, torch.Tensor]) -> bool:
+    now = weights(models)
+    return now.keys() == before.keys() and all(torch.equal(now[k], before[k]) for k in before)
+
+
+def psnr(a, b) -> float:
+    mse = np.mean((tensors(a).double().numpy() - tensors(b).double().numpy()) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def test_fused_fast_portraits_are_few_unguided_steps_on_the_fast_unet(tiny_models, lora):
+    calls: list[tuple[int, str]] = []
+
+    def count(name):
+        return lambda module, args, kwargs: calls.append((args[0].shape[0], name))
+
+    hooks = [
+        tiny_models.txt2img.unet.register_forward_pre_hook(count("normal"), with_kwargs=True),
+        fast_unet(tiny_models).register_forward_pre_hook(count("fast"), with_kwargs=True),
+    ]
+    try:
+        result = portrait(tiny_models, lora, "on the moon", n=4, owner="1", fast=True)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert result.fast and len(result.images) == 4 and {im.size for im in result.images} == {(128, 128)}
+    assert len({im.tobytes() for im in result.images}) == 4  # one seed per picture
+    assert calls == [(4, "fast")] * tiny_models.preset.fast.steps  # no guidance: one pass per picture
+    assert not _lora_enabled(tiny_models.txt2img.unet)  # no peft layer ran: the graphs can replay
+    # each picture's TCD noise comes from its own generator: the worker's split after an OOM keeps them
+    split = portrait(tiny_models, lora, "on the moon", n=4, owner="1", fast=True, max_batch=1)
+    np.testing.assert_allclose(tensors(split).float(), tensors(result).float(), atol=2)
+
+
+def test_fused_fast_portraits_paint_what_the_stacked_adapters_paint(tiny_models, lora, monkeypatch):
+    """The user's LoRA fused on top of the distillation LoRA's fused weights against diffusers' pipeline with
+    the two adapters stacked (the fallback), same seed: the same pictures but for rounding (PSNR, as the
+    normal schedule's fused-against-adapter test), TCD's per-step noise included."""
+    before = weights(tiny_models)
+    fused = portrait(tiny_models, lora, "in a forest", n=4, seed=5, owner="1", fast=True)
+    assert same_weights(tiny_models, before)  # both UNets and the text encoder restored bit for bit
+    monkeypatch.setattr(tiny_models.settings, "fuse_lora", False)
+    stacked = portrait(tiny_models, lora, "in a forest", n=4, seed=5, owner="1", fast=True)
+    assert psnr(fused, stacked) >= 35
+    # The tiny user's LoRA moves the pictures little (about 46 dB): fused must be far nearer than that.
+    no_user = portrait(tiny_models, lora, "in a forest", n=4, seed=5, owner="1", fast=True, lora_scale=0.0)
+    assert psnr(fused, stacked) >= psnr(stacked, no_user) + 20
+
+
+def test_two_users_fast_portraits_in_a_row_keep_their_own_loras(tiny_models, lora, other_lora):
+    one = portrait(tiny_models, lora, "in a forest", n=2, owner="1", fast=True)
+    two = portrait(tiny_models, other_lora, "in a forest", n=2, owner="2", fast=True)
+    portrait(tiny_models, other_lora, "in a forest", n=2, steps=2, owner="2")  # the normal UNet's fuser
+    one_again = portrait(tiny_models, lora, "in a forest", n=2, owner="1", fast=True)
+    assert torch.equal(tensors(one_again), tensors(one))  # nothing of user 2's LoRA left behind
+    assert not torch.equal(tensors(two), tensors(one))
+
+
+def test_a_failing_fast_portrait_restores_every_weight(tiny_models, other_lora, monkeypatch):
+    import inference.stylize
+
+    before = weights(tiny_models)
+
+    def fail(*args, **kwargs):
+        assert not same_weights(tiny_models, before)  # the LoRA is fused while the UNet runs
+        raise RuntimeError("CUDA out of memory (as the worker may see it)")
+
+    monkeypatch.setattr(inference.stylize, "decode", fail)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        portrait(tiny_models, other_lora, "on the moon", n=2, owner="2", fast=True)
+    assert same_weights(tiny_models, before)
+
+
+def test_fast_portraits_stack_the_distillation_lora_on_the_users_without_fusing(
+    tiny_models, lora, monkeypatch
+):
+    """ARTBOOTH_FUSE_LORA=0: the two LoRAs as peft adapters of the resident UNet, on for the call only."""
+    monkeypatch.setattr(tiny_models.settings, "fuse_lora", False)
     unet = tiny_models.txt2img.unet
     normal = portrait(tiny_models, lora, "on the moon", n=2, steps=2, owner="1")
     fast = portrait(tiny_models, lora, "on the moon", n=2, owner="1", fast=True)
@@ -129,16 +249,20 @@ def test_fast_portraits_stack_the_distillation_lora_on_the_users(tiny_models, lo
     assert torch.equal(tensors(again), tensors(fast))
 
 
-def test_normal_pictures_are_bit_identical_after_fast_jobs(tiny_models, lora):
+def test_normal_pictures_are_bit_identical_after_fast_jobs(tiny_models, lora, other_lora):
     photo = Image.fromarray(data.astronaut()).resize((160, 128))
     album_before = tensors(stylize(tiny_models, photo, seed=3, steps=10))
     portraits_before = tensors(portrait(tiny_models, lora, "in a forest", n=2, steps=3, owner="1"))
-    stylize(tiny_models, photo, seed=3, fast=True)
+    fast_album_before = tensors(stylize(tiny_models, photo, seed=3, fast=True))
+    before = weights(tiny_models)
     portrait(tiny_models, lora, "in a forest", n=2, owner="1", fast=True)
+    portrait(tiny_models, other_lora, "in a forest", n=2, owner="2", fast=True)  # text encoder too
+    assert same_weights(tiny_models, before)
     assert torch.equal(tensors(stylize(tiny_models, photo, seed=3, steps=10)), album_before)
     assert torch.equal(
         tensors(portrait(tiny_models, lora, "in a forest", n=2, steps=3, owner="1")), portraits_before
     )
+    assert torch.equal(tensors(stylize(tiny_models, photo, seed=3, fast=True)), fast_album_before)
     assert type(tiny_models.txt2img.scheduler).__name__ == "DPMSolverMultistepScheduler"
 
 
