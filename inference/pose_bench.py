@@ -43,7 +43,8 @@ def pose_bench(models, timer, iters: int, warmup: int) -> dict[str, Any]:
             pose_portraits(models, lora, reference, "as a knight", n=4, seed=0)
 
         first = timer(four)  # the LoRA loaded, the step's CUDA graphs captured (inference/control.py)
-        if cuda:
+        if cuda:  # what the sections before left cached (the LoRA's training step above) is not the pose's
+            torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(models.device)
         runs = _repeat(timer, four, iters, warmup)
         peak = _peaks(torch, models.device)
@@ -55,6 +56,6 @@ def pose_bench(models, timer, iters: int, warmup: int) -> dict[str, Any]:
         "pose_4_s": _median(runs, 0),  # caption of the reference + 4 pictures, as a job runs it
         "pose_4_gpu_s": _median(runs, 1),
         "resident_gib": round(resident, 3) if resident is not None else None,  # + ControlNet
-        "peak_allocated_gib": peak[0],  # the whole worker: base + caption + vqa + ControlNet + LoRA
+        "peak_allocated_gib": peak[0],  # base + caption + vqa + ControlNet + LoRA (+ fast UNet after --fast)
         "peak_reserved_gib": peak[1],
     }

@@ -21,8 +21,10 @@ class InferenceSettings(SharedSettings):
     overrides: dict[str, str] = field(default_factory=dict)  # role -> hub id or local dir
     # GPU speed switches (docs/benchmarks.md says what each measured)
     cuda_graphs: bool = True  # ARTBOOTH_CUDA_GRAPHS: replay the UNet and BLIP decoding as CUDA graphs
-    # ARTBOOTH_COMPILE: torch.compile the UNet and the VAE decoder (CUDA only). Off by default: on the first
-    # H200 run (2026-12-02) its cold compile did not finish within 7 minutes (docs/benchmarks.md).
+    # ARTBOOTH_COMPILE: torch.compile the UNet's batch-8 shape and the VAE decoder's four-picture shape of each
+    # bucket, at the worker's start (inference/graphs.py). On an H200: +33% albums/hour, peak 7.6 instead of
+    # 10.8 GiB reserved, but the worker starts in 88 s with a warm cache and 8.2 min on a new machine
+    # (against 35 s): off by default, on for a long-running GPU worker (docs/benchmarks.md).
     compile: bool = False
     channels_last: bool = False  # ARTBOOTH_CHANNELS_LAST (with ARTBOOTH_COMPILE only; eager ran slower)
     # issue 9: the worker at the GPU's speed (inference/graphs.py, inference/batch_runner.py)

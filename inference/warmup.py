@@ -37,7 +37,7 @@ def warm_up(models) -> float:
         "preparing %d shape buckets x %d photos per batch%s",
         len(sizes),
         settings.batch_photos,
-        " (first start with an empty compile cache: compiling, a few minutes)" if first else "",
+        " (first start with an empty compile cache: compiling, about 8 minutes on an H200)" if first else "",
     )
     with preparing():
         for size in sizes:
