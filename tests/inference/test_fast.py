@@ -4,6 +4,8 @@ in the same worker."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -121,18 +123,28 @@ def test_fast_album_and_portraits_through_the_worker(worker, data_dir, lora):
     assert not normal.fast
 
 
-def test_fast_is_few_unguided_steps_on_its_own_unet(tiny_models):
-    photo = Image.fromarray(data.astronaut()).resize((160, 128))
+@contextlib.contextmanager
+def unet_calls(models) -> Iterator[list[tuple[int, str]]]:
+    """(batch, "normal" | "fast") for every UNet call in the block, from hooks on both resident UNets."""
     calls: list[tuple[int, str]] = []
 
     def count(name):
         return lambda module, args, kwargs: calls.append((args[0].shape[0], name))
 
     hooks = [
-        tiny_models.txt2img.unet.register_forward_pre_hook(count("normal"), with_kwargs=True),
-        fast_unet(tiny_models).register_forward_pre_hook(count("fast"), with_kwargs=True),
+        models.txt2img.unet.register_forward_pre_hook(count("normal"), with_kwargs=True),
+        fast_unet(models).register_forward_pre_hook(count("fast"), with_kwargs=True),
     ]
     try:
+        yield calls
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def test_fast_is_few_unguided_steps_on_its_own_unet(tiny_models):
+    photo = Image.fromarray(data.astronaut()).resize((160, 128))
+    with unet_calls(tiny_models) as calls:
         fast = stylize(tiny_models, photo, seed=1, fast=True)
         assert {name for _, name in calls} == {"fast"}
         # strengths 0.6-0.7 on the 6-step grid: 3-4 steps, one pass per picture (no guidance)
@@ -141,9 +153,6 @@ def test_fast_is_few_unguided_steps_on_its_own_unet(tiny_models):
         normal = stylize(tiny_models, photo, seed=1)
         assert {name for _, name in calls} == {"normal"} and len(calls) == 21
         assert max(batch for batch, _ in calls) == 8
-    finally:
-        for hook in hooks:
-            hook.remove()
     assert not torch.equal(tensors(fast), tensors(normal))
     again = stylize(tiny_models, photo, seed=1, fast=True)
     assert torch.equal(tensors(again), tensors(fast))  # TCD's per-step noise is seeded too
@@ -166,20 +175,8 @@ def psnr(a, b) -> float:
 
 
 def test_fused_fast_portraits_are_few_unguided_steps_on_the_fast_unet(tiny_models, lora):
-    calls: list[tuple[int, str]] = []
-
-    def count(name):
-        return lambda module, args, kwargs: calls.append((args[0].shape[0], name))
-
-    hooks = [
-        tiny_models.txt2img.unet.register_forward_pre_hook(count("normal"), with_kwargs=True),
-        fast_unet(tiny_models).register_forward_pre_hook(count("fast"), with_kwargs=True),
-    ]
-    try:
+    with unet_calls(tiny_models) as calls:
         result = portrait(tiny_models, lora, "on the moon", n=4, owner="1", fast=True)
-    finally:
-        for hook in hooks:
-            hook.remove()
     assert result.fast and len(result.images) == 4 and {im.size for im in result.images} == {(128, 128)}
     assert len({im.tobytes() for im in result.images}) == 4  # one seed per picture
     assert calls == [(4, "fast")] * tiny_models.preset.fast.steps  # no guidance: one pass per picture
@@ -277,19 +274,6 @@ def test_fast_must_be_a_boolean(bad):
     assert PortraitRequest.from_payload({"scene": "moon", "fast": True}).fast is True
 
 
-def unet_calls(models, fn) -> int:
-    """UNet forward calls (either UNet) while fn runs."""
-    calls = []
-    unets = (models.txt2img.unet, fast_unet(models))
-    hooks = [u.register_forward_pre_hook(lambda *_: calls.append(1)) for u in unets]
-    try:
-        fn()
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return len(calls)
-
-
 def test_a_burst_with_the_threshold_on_delivers_the_last_album_3x_sooner(worker, tmp_path):
     """200 photos from 50 users arrive at once; each is queued as the bot queues it (fast when the expected
     wait passes FAST_MODE_WAIT_S = 20 s). The drain is counted in UNet calls rather than seconds: every
@@ -298,7 +282,9 @@ def test_a_burst_with_the_threshold_on_delivers_the_last_album_3x_sooner(worker,
     calls = {}
     for fast in (False, True):
         payload = StylizeRequest("uploads/1/me.jpg", fast=fast or None).to_payload()
-        calls[fast] = unet_calls(worker.models, lambda payload=payload: run(worker, "stylize", payload))
+        with unet_calls(worker.models) as made:
+            run(worker, "stylize", payload)
+        calls[fast] = len(made)
     assert calls == {False: 21, True: 4}
 
     burst_queue = JobQueue(tmp_path / "burst.sqlite3")
