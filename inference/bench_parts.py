@@ -78,26 +78,32 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def same_pictures(models, pipe, photo: Image.Image, steps: int) -> float:
     """PSNR of the fast path (bucket, shared batch with another photo, compiled, graphed) against plain
     diffusers img2img on the same photo (already at a bucket's size), style and seed."""
-    from inference.stylize import StylizeItem, encode_image, stylize_batch
+    from inference.stylize import StylizeItem, stylize_batch
 
-    style = STYLES["delaunay"]
     items = [
         StylizeItem(photo.rotate(180), seed=5),
         StylizeItem(photo, styles=("delaunay",), seed=3, caption="a man"),
     ]
     ours = stylize_batch(models, items, steps=steps)[1].images[0][1]
+    return psnr(np.asarray(diffusers_picture(models, pipe, photo, steps)), np.asarray(ours))
+
+
+def diffusers_picture(models, pipe, photo: Image.Image, steps: int, seed: int = 3) -> Image.Image:
+    """What plain diffusers img2img paints of `photo` in Delaunay's style, captioned "a man"."""
+    from inference.stylize import encode_image
+
+    style = STYLES["delaunay"]
     with torch.inference_mode():
         init = encode_image(pipe, photo, models.device, models.dtype)
-        ref = pipe(
+        return pipe(
             prompt=style.render("a man"),
             negative_prompt=style.negative,
             image=init,
             strength=style.strength,
             guidance_scale=style.guidance,
             num_inference_steps=steps,
-            generator=[torch.Generator().manual_seed(3)],
+            generator=[torch.Generator().manual_seed(seed)],
         ).images[0]
-    return psnr(np.asarray(ref), np.asarray(ours))
 
 
 def unet_and_vae(models, iters: int = 20) -> dict:

@@ -19,9 +19,8 @@ import traceback
 import numpy as np
 import torch
 
-from contract.styles import STYLES
 from inference.bench import bench_photo
-from inference.bench_parts import gpu_time, plain_pipeline, psnr
+from inference.bench_parts import diffusers_picture, gpu_time, plain_pipeline, psnr
 from inference.graphs import GraphedUNet
 from inference.models import load_models
 from inference.settings import InferenceSettings
@@ -59,7 +58,6 @@ say("loaded")
 
 @part("divergence")
 def divergence():
-    style = STYLES["delaunay"]
     records: dict[str, list] = {"ours": [], "diffusers": []}
 
     def hook(key):
@@ -85,15 +83,7 @@ def divergence():
         with torch.inference_mode():
             init = encode_image(pipe, photo, models.device, models.dtype)
             init_ours = encode_image(models.img2img, photo, models.device, models.dtype)
-            ref = pipe(
-                prompt=style.render("a man"),
-                negative_prompt=style.negative,
-                image=init,
-                strength=style.strength,
-                guidance_scale=style.guidance,
-                num_inference_steps=30,
-                generator=[torch.Generator().manual_seed(3)],
-            ).images[0]
+        ref = diffusers_picture(models, pipe, photo, 30)
     finally:
         h1.remove()
         h2.remove()
