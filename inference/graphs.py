@@ -80,8 +80,9 @@ def compile_fn(fn: Callable, name: str) -> Callable:
 class GraphedUNet:
     """Replays the UNet as CUDA graphs, one per input shape (active batch x latent size).
 
-    Graphs share one memory pool (with the other runners' too, see unet_runner) and are kept for the `max_graphs` latest shapes (five buckets times the
-    album's active batch sizes fit). `forward` is the compiled UNet call when compiling is on.
+    Graphs share one memory pool (with the other runners' too, see unet_runner) and are kept for the
+    `max_graphs` latest shapes (five buckets times the album's active batch sizes fit). `forward` is the
+    compiled UNet call when compiling is on; `_compiles` says which shapes use it.
     """
 
     def __init__(
