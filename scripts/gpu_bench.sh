@@ -3,7 +3,9 @@
 #   the inference bench (issues #2, #9: baseline, album, queue drains, portraits, memory), the worker
 #   processes bench (issue #16) and the training bench (issue #4), all on MODELS=sd15-random.
 # Wheels missing on that machine (e.g. diffusers) may be dropped in .whl/ and are installed first.
-# Usage: OUT=results/ scripts/gpu_bench.sh [stylize|workers|train|all]   (WORKERS=2 QUEUE=48 ITERS=10)
+# Usage: OUT=results/ scripts/gpu_bench.sh [stylize|compile|workers|train|all]   (WORKERS=2 QUEUE=48 ITERS=10)
+#   compile: ARTBOOTH_COMPILE=1, the worker's first start on an empty cache (about 8 min on an H200) and a
+#   drain, then the album, portraits, fast mode and /pose on the warm cache (not part of `all`: ~11 min)
 set -uo pipefail
 what=${1:-all}
 OUT=${OUT:-bench-out}
@@ -20,6 +22,14 @@ if [[ $what == all || $what == stylize ]]; then
     python3 -m inference bench --out "$OUT/bench.json" --iters "${ITERS:-10}" --variants 1 2 \
         --queue "${QUEUE:-48}" --aspects 4:3,3:4,1:1,16:9 --portraits >"$OUT/bench.log" 2>&1
     cat "$OUT/bench.json"
+fi
+if [[ $what == compile ]]; then
+    rm -rf "$DATA_DIR/compile-cache"
+    ARTBOOTH_COMPILE=1 python3 -m inference bench --out "$OUT/bench_compile_cold.json" --queue "${QUEUE:-16}" \
+        --aspects 4:3,3:4,1:1,16:9 --queue-only --warm-only >"$OUT/bench_compile_cold.log" 2>&1
+    ARTBOOTH_COMPILE=1 python3 -m inference bench --out "$OUT/bench_compile.json" --iters "${ITERS:-3}" \
+        --variants 1 --portraits --fast --drain 60 --pose >"$OUT/bench_compile.log" 2>&1
+    cat "$OUT/bench_compile_cold.json" "$OUT/bench_compile.json"
 fi
 if [[ $what == all || $what == workers ]]; then
     # issue 16: one worker process per GPU (`--device cuda:K`, K cycling over the visible GPUs), on the
