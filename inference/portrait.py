@@ -176,9 +176,7 @@ def portrait(
         raise JobError(BAD_REQUEST, "describe the scene, e.g. /me on the moon")
     started = time.perf_counter()
     if getattr(models.settings, "fuse_lora", False):
-        info = check_lora_for(Path(lora_path), models.base_id)
-        prompt = build_prompt(scene, token or info.token, cls or info.cls)
-        fuser, sampling, extra = lora_fuser(models), contextlib.nullcontext(), {}
+        unet, sampling, extra = None, contextlib.nullcontext(), {}
         if fast:  # fast mode's UNet (distillation fused in) takes the user's LoRA too, graphed of its own
             from inference import fast as fast_mode
             from inference.graphs import unet_runner
@@ -186,10 +184,10 @@ def portrait(
             schedule = models.preset.fast
             steps, guidance = schedule.steps, schedule.guidance
             unet = fast_mode.fast_unet(models)
-            fuser = lora_fuser(models, unet)
             sampling = fast_mode.scheduler_swapped(models.txt2img, schedule)
             extra = {"unet": unet_runner(models, unet, "fast_unet_graphs"), "eta": schedule.eta}
-        with fuser.fused(Path(lora_path), lora_scale), sampling:
+        with users_lora(models, Path(lora_path), owner, lora_scale, unet) as info, sampling:
+            prompt = build_prompt(scene, token or info.token, cls or info.cls)
             images = paint_text2img(models, prompt, negative, n, seed, guidance, steps, max_batch, **extra)
         return PortraitResult(prompt, images, time.perf_counter() - started, seed, fast)
     cache = adapter_cache(models)
@@ -224,12 +222,14 @@ def portrait(
 
 
 @contextlib.contextmanager
-def users_lora(models, lora_path: Path, owner: str, scale: float = LORA_SCALE):
+def users_lora(models, lora_path: Path, owner: str, scale: float = LORA_SCALE, unet=None):
     """The user's LoRA on for the block, yielding its info (token, class): fused into the resident weights
-    (ARTBOOTH_FUSE_LORA, on: the same UNet modules run, 2.2x faster on an H200) or as a peft adapter."""
+    (ARTBOOTH_FUSE_LORA, on: the same UNet modules run, 2.2x faster on an H200) or as a peft adapter.
+
+    `unet`: fuse into that resident UNet (fast mode's) instead of the pipeline's; fused mode only."""
     if getattr(models.settings, "fuse_lora", False):
         info = check_lora_for(Path(lora_path), models.base_id)
-        with lora_fuser(models).fused(Path(lora_path), scale):
+        with lora_fuser(models, unet).fused(Path(lora_path), scale):
             yield info
     else:
         cache = adapter_cache(models)
