@@ -218,19 +218,25 @@ def _claim_all(db: str, worker: str, out: mp.Queue, start) -> None:
     out.put(claimed)
 
 
-def test_several_processes_never_claim_a_job_twice(db) -> None:
-    db = str(db)
-    q = JobQueue(db)
-    ids = [q.enqueue("stylize", {"i": i}) for i in range(800)]
+def _race(target, db: str, workers: int) -> list[list[int]]:
+    """`workers` spawned processes run `target(db, name, out, start)` together; each one's claimed job ids."""
     ctx = mp.get_context("spawn")
-    out, start = ctx.Queue(), ctx.Barrier(4)
-    procs = [ctx.Process(target=_claim_all, args=(db, f"w{i}", out, start)) for i in range(4)]
+    out, start = ctx.Queue(), ctx.Barrier(workers)
+    procs = [ctx.Process(target=target, args=(db, f"w{i}", out, start)) for i in range(workers)]
     for p in procs:
         p.start()
     claimed = [out.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(timeout=30)
         assert p.exitcode == 0
+    return claimed
+
+
+def test_several_processes_never_claim_a_job_twice(db) -> None:
+    db = str(db)
+    q = JobQueue(db)
+    ids = [q.enqueue("stylize", {"i": i}) for i in range(800)]
+    claimed = _race(_claim_all, db, 4)
     every = [job_id for batch in claimed for job_id in batch]
     assert len(every) == len(set(every)) == 800
     assert sorted(every) == ids
@@ -295,14 +301,6 @@ def test_processes_claiming_batches_never_claim_a_job_twice(tmp_path: Path) -> N
     db = str(tmp_path / "db.sqlite3")
     q = JobQueue(db)
     ids = [q.enqueue("stylize", {"i": i}) for i in range(300)]
-    ctx = mp.get_context("spawn")
-    out, start = ctx.Queue(), ctx.Barrier(3)
-    procs = [ctx.Process(target=_claim_many_all, args=(db, f"w{i}", out, start)) for i in range(3)]
-    for p in procs:
-        p.start()
-    claimed = [out.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0
+    claimed = _race(_claim_many_all, db, 3)
     every = [job_id for batch in claimed for job_id in batch]
     assert sorted(every) == ids and len(set(every)) == 300
