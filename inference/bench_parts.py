@@ -88,11 +88,14 @@ def same_pictures(models, pipe, photo: Image.Image, steps: int) -> float:
     return psnr(np.asarray(diffusers_picture(models, pipe, photo, steps)), np.asarray(ours))
 
 
-def diffusers_picture(models, pipe, photo: Image.Image, steps: int, seed: int = 3) -> Image.Image:
-    """What plain diffusers img2img paints of `photo` in Delaunay's style, captioned "a man"."""
+def diffusers_picture(
+    models, pipe, photo: Image.Image, steps: int, seed: int = 3, style_id: str = "delaunay"
+) -> Image.Image:
+    """What plain diffusers img2img paints of `photo` in a style, captioned "a man": the reference of the
+    bench's PSNR and of the tests' same-pictures checks."""
     from inference.stylize import encode_image
 
-    style = STYLES["delaunay"]
+    style = STYLES[style_id]
     with torch.inference_mode():
         init = encode_image(pipe, photo, models.device, models.dtype)
         return pipe(

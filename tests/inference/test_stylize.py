@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from contract.images import prepare_for_sd
-from contract.styles import ARTISTS, STYLES
-from inference.stylize import StylizeItem, encode_image, prepare_image, stylize, stylize_batch
+from contract.styles import ARTISTS
+from inference.bench_parts import diffusers_picture
+from inference.stylize import StylizeItem, prepare_image, stylize, stylize_batch
 from jobs.errors import BAD_REQUEST, JobError
 
 STEPS = 10  # the default code path, fewer steps: 6-7 denoising steps at the artists' strengths
@@ -66,20 +66,9 @@ def test_batch_split_gives_the_same_pictures(tiny_models, photo, album) -> None:
 
 def test_matches_diffusers_img2img_for_one_style(tiny_models, photo) -> None:
     """The hand-written loop is the diffusers img2img pipeline, batched: same latents, same noise."""
-    style = STYLES["malevich"]
     ours = stylize(tiny_models, photo, styles=("malevich",), seed=3, steps=STEPS, caption="a man")
     prepared = prepare_image(tiny_models, photo)
-    with torch.inference_mode():
-        init = encode_image(tiny_models.img2img, prepared, tiny_models.device, torch.float32)
-        ref = tiny_models.img2img(
-            prompt=style.render("a man"),
-            negative_prompt=style.negative,
-            image=init,
-            strength=style.strength,
-            guidance_scale=style.guidance,
-            num_inference_steps=STEPS,
-            generator=[torch.Generator().manual_seed(3)],
-        ).images[0]
+    ref = diffusers_picture(tiny_models, tiny_models.img2img, prepared, STEPS, style_id="malevich")
     assert np.abs(np.asarray(ref, np.int16) - pixels(ours)[0]).max() <= 2
 
 
@@ -181,7 +170,6 @@ def test_bucketed_batched_path_matches_diffusers_for_a_photo_at_a_bucket_size(ti
     """The issue's 'same pictures' check on tiny models: a photo already at a bucket's size, painted by the
     new path (bucket, shared batch with another user's photo), against plain diffusers img2img."""
     at_bucket = photo.resize((160, 128))
-    style = STYLES["delaunay"]
     ours = stylize_batch(
         tiny_models,
         [
@@ -190,16 +178,6 @@ def test_bucketed_batched_path_matches_diffusers_for_a_photo_at_a_bucket_size(ti
         ],
         steps=STEPS,
     )[1]
-    with torch.inference_mode():
-        init = encode_image(tiny_models.img2img, at_bucket, tiny_models.device, torch.float32)
-        ref = tiny_models.img2img(
-            prompt=style.render("a man"),
-            negative_prompt=style.negative,
-            image=init,
-            strength=style.strength,
-            guidance_scale=style.guidance,
-            num_inference_steps=STEPS,
-            generator=[torch.Generator().manual_seed(3)],
-        ).images[0]
+    ref = diffusers_picture(tiny_models, tiny_models.img2img, at_bucket, STEPS)
     assert ref.size == (160, 128)
     assert psnr(np.asarray(ref), pixels(ours)[0]) >= 35
