@@ -19,9 +19,9 @@ without guidance the UNet sees each picture once instead of twice.
 
 Issue 9 (the worker at the GPU's speed): photos are fitted to a few shape buckets (inference.buckets);
 `stylize_batch` paints several photos (several users' jobs of one bucket) in the same UNet batch, each with
-its own latents, caption and seeds, so each gets exactly the pictures it would get alone; on CUDA the
-UNet and the VAE decoder are torch.compile'd once with dynamic shapes (compile cache under DATA_DIR) and
-every (batch, bucket) shape is replayed as a CUDA graph (`GraphedUNet`).
+its own latents, caption and seeds, so each gets exactly the pictures it would get alone; on CUDA every
+(batch, bucket) shape of the UNet is replayed as a CUDA graph, and with ARTBOOTH_COMPILE=1 the shapes that
+carry the work are compiled at the worker's start (inference/graphs.py).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from contract.images import prepare_for_sd
 from contract.styles import ARTISTS, STYLES, StylePreset
 from inference.buckets import bucket_for, fit_to_bucket
 from inference.captioner import FALLBACK_CAPTION
-from inference.graphs import GraphedUNet, _lora_enabled, _module_state, unet_runner, vae_decoder
+from inference.graphs import unet_runner, vae_decoder
 from jobs.errors import BAD_REQUEST, JobError
 
 MODES = ("img2img", "text2img")
@@ -206,8 +206,6 @@ def make_groups(pipe, samples: list[_Sample], steps: int, device) -> tuple[list[
 
 
 # 5. the denoising loop (the UNet and VAE runners: inference.graphs) ------------------------------------
-
-__all__ = ["GraphedUNet", "_lora_enabled", "_module_state", "stylize", "stylize_batch", "unet_runner"]
 
 
 def denoise(

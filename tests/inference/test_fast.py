@@ -19,9 +19,10 @@ from contract.kinds import PortraitRequest, PortraitResult, StylizeRequest, Styl
 from contract.styles import ARTISTS
 from inference.buckets import bucket_for
 from inference.fast import ADAPTER, fast_unet
+from inference.graphs import _lora_enabled
 from inference.portrait import adapter_cache, portrait
 from inference.settings import InferenceSettings
-from inference.stylize import _lora_enabled, stylize
+from inference.stylize import stylize
 from inference.train import TrainConfig
 from inference.train.config import TEXT_ENCODER_TARGETS
 from inference.train.loop import train_lora

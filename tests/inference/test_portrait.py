@@ -148,7 +148,7 @@ def test_job_with_malformed_numbers_is_bad_request(tiny_models, loras, bad):
 
 def test_loaded_but_disabled_adapters_leave_the_base_unet_graphable(tiny_models, loras):
     """Stylize replays CUDA graphs of the base UNet; loaded portrait adapters must not switch that off."""
-    from inference.stylize import _lora_enabled
+    from inference.graphs import _lora_enabled
 
     unet = tiny_models.txt2img.unet
     portrait(tiny_models, loras["1"], "on the moon", n=1, steps=2, owner="1")

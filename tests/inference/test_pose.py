@@ -109,7 +109,7 @@ def test_the_edges_steer_the_pictures_and_the_same_reference_repeats(tiny_models
 
 
 def test_scene_and_caption_make_the_prompt_and_the_lora_is_off_afterwards(tiny_models, data_dir):
-    from inference.stylize import _lora_enabled
+    from inference.graphs import _lora_enabled
 
     unet = tiny_models.txt2img.unet
     before = {name: p.detach().clone() for name, p in unet.named_parameters()}
