@@ -49,7 +49,7 @@ class StylizeBatches:
     def __init__(self, worker):
         self.worker = worker
         self.settings = worker.settings
-        threads = 1 if self.settings.pipeline else 0
+        threads = self.settings.pipeline  # ARTBOOTH_PIPELINE=0: everything on the worker's own thread
         self.ahead_pool = ThreadPoolExecutor(1, "stylize-ahead") if threads else None
         self.writer = ThreadPoolExecutor(1, "stylize-writer") if threads else None
         self.local = threading.local()  # one queue connection per thread (sqlite3 objects stay put)

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from inference.gpu_memory import held
 from jobs.db import DatabaseError, Target, connect
 from jobs.workers import BEAT_EVERY_S, WorkerBeats, slot_name
 
@@ -40,7 +41,7 @@ class WorkerBeacon(threading.Thread):
             beats.started()
             while True:
                 try:
-                    beats.beat(*gpu_memory(self.models))
+                    beats.beat(*held(self.models))
                 except DatabaseError as error:  # locked past busy_timeout: the next beat will do
                     log.warning("worker heartbeat failed (%s)", error)
                 if self.done.wait(self.every_s):
@@ -50,13 +51,3 @@ class WorkerBeacon(threading.Thread):
             log.exception("worker heartbeat stopped")
         finally:
             conn.close()
-
-
-def gpu_memory(models: Any) -> tuple[int | None, int | None]:
-    """(allocated, reserved) bytes on the models' CUDA device; (None, None) on CPU."""
-    device = getattr(models, "device", None)
-    if device is None or getattr(device, "type", None) != "cuda":
-        return None, None
-    import torch
-
-    return torch.cuda.memory_allocated(device), torch.cuda.memory_reserved(device)

@@ -1,7 +1,7 @@
 """Shape buckets: every photo is painted at one of five fixed sizes, so the GPU sees few shapes.
 
-Why not each photo's own aspect (what `contract.images.prepare_for_sd` keeps): every new latent size is
-a new cuDNN autotune, a new CUDA graph capture and, with torch.compile, new kernels; on an H200 that put
+Why not each photo's own aspect (what `contract.images.prepare_for_sd` keeps): every new latent size was
+a new cuDNN autotune (now off), a new CUDA graph capture and, with torch.compile, new kernels; on an H200 that put
 8 s in front of the user whose phone had an unseen aspect ratio (issue 9: job p95 8.0 s against a p50 of
 1.4 s). With five sizes every shape is prepared when the worker starts, and photos of the same bucket
 from several users share one UNet batch. The cost is a centre crop to the nearest of 1:1, 5:4 and 3:2 (a

@@ -1,10 +1,13 @@
-"""GPU memory as the worker sees it: is an error an out-of-memory, free the cache, the peak to log.
+"""GPU memory as the worker sees it: is an error an out-of-memory, free the cache, what it holds now (the
+beacon's), the peak to log.
 
 Its own module so that the worker and the batch runner (inference/batch_runner.py) both import it and
 neither imports the other. torch is imported on use: the worker's module loads before the models.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 def is_oom(error: BaseException) -> bool:
@@ -21,6 +24,16 @@ def free_cuda_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def held(models: Any) -> tuple[int | None, int | None]:
+    """(allocated, reserved) bytes on the models' CUDA device; (None, None) on CPU."""
+    device = getattr(models, "device", None)
+    if device is None or getattr(device, "type", None) != "cuda":
+        return None, None
+    import torch
+
+    return torch.cuda.memory_allocated(device), torch.cuda.memory_reserved(device)
 
 
 def peak_memory() -> str:

@@ -173,10 +173,11 @@ def _quiet_loading() -> None:
 def _configure_cuda(pipe, settings: InferenceSettings) -> None:
     """Cheap CUDA speedups, and where torch.compile keeps its artefacts.
 
-    fp16 weights and SDPA attention are the base; TF32 is free; cuDNN autotuning is off (below). channels_last made
-    the *eager* UNet 8-20% slower on an H100 (torch 2.11), so it applies only with ARTBOOTH_COMPILE=1
-    (the issue's fastest compiled configuration used it; not re-measured here). The compiled forwards themselves are built lazily (inference.graphs) and prepared at the
-    worker's start (inference.warmup); their caches go under DATA_DIR so a restart does not recompile.
+    fp16 weights and SDPA attention are the base; TF32 is free; cuDNN autotuning is off (below).
+    channels_last made the eager UNet 8-20% slower on an H100 and gained nothing graphed on the H200 (29.8
+    against 29.1 ms at batch 8), so it applies only with ARTBOOTH_COMPILE=1 and ARTBOOTH_CHANNELS_LAST=1.
+    The compiled forwards are built lazily (inference.graphs) and prepared at the worker's start
+    (inference.warmup); their caches go under DATA_DIR so a restart does not recompile.
     """
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True

@@ -32,9 +32,8 @@ class InferenceSettings(SharedSettings):
     # Batching across users is opt-in: in the H200 drain of four aspects it never formed a batch, while its
     # extra shapes doubled the start's warm-up and raised the peak reserved memory (docs/benchmarks.md).
     batch_photos: int = 1  # ARTBOOTH_BATCH_PHOTOS: photos of one bucket painted in one UNet batch
-    claim_batch: int = (
-        1  # ARTBOOTH_CLAIM_BATCH: stylize jobs claimed at once (those of other buckets go back)
-    )
+    # ARTBOOTH_CLAIM_BATCH: stylize jobs claimed at once (those of other buckets go back)
+    claim_batch: int = 1
     warmup: bool = True  # ARTBOOTH_WARMUP: prepare every bucket's shapes when the worker starts (CUDA)
     pipeline: bool = True  # ARTBOOTH_PIPELINE: decode the next photos and write pictures on threads
     fuse_lora: bool = True  # ARTBOOTH_FUSE_LORA: portraits fuse the user's LoRA into the graphed UNets

@@ -82,6 +82,7 @@ class Worker:
         self.idle_min_s, self.idle_max_s = idle_min_s, idle_max_s
         self.kinds = tuple(HANDLERS)
         self.stopping = False
+        self._batches = None  # the stylize batch runner, made on the first stylize job (self.batches)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -122,7 +123,7 @@ class Worker:
             self.wakeup.wait(idle)
             idle = min(idle * 2, self.idle_max_s)
         beacon.stop()
-        if getattr(self, "_batches", None) is not None:
+        if self._batches is not None:
             self._batches.close()  # pictures still being written are finished first
         self.queue.close()
         self.wakeup.close()
@@ -160,7 +161,7 @@ class Worker:
 
     @property
     def batches(self):
-        if getattr(self, "_batches", None) is None:
+        if self._batches is None:
             from inference.batch_runner import StylizeBatches
 
             self._batches = StylizeBatches(self)
