@@ -16,6 +16,7 @@ import json
 import platform
 import statistics
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -166,26 +167,16 @@ def run_bench(args: argparse.Namespace) -> int:
         "strength": args.strength,
     }
 
-    def section(name: str, fn: Callable[[], dict]) -> None:
-        started = time.perf_counter()
-        try:
-            report.update(fn())
-        except Exception as error:  # keep measuring the rest
-            import traceback
-
-            traceback.print_exc()
-            report[f"{name}_error"] = f"{type(error).__name__}: {error}"[:500]
-        report.setdefault("section_s", {})[name] = round(time.perf_counter() - started, 1)
-        _write(args.out, report)
-
     t0 = time.perf_counter()
     for role in ROLES[:3]:  # build sd15-random (first run only) outside the timed load
         resolve(settings, role)
     report["build_s"] = round(time.perf_counter() - t0, 1)
     if args.queue:
-        section("queue", lambda: _queue_sections(args, settings))
+        _measure("queue", lambda: _queue_sections(args, settings, report), report, args.out, timed=True)
     if not args.queue_only:
-        section("album", lambda: _album_section(args, settings, device, report))
+        _measure(
+            "album", lambda: _album_section(args, settings, device, report), report, args.out, timed=True
+        )
     print(json.dumps(report, indent=2))
     return 0
 
@@ -195,7 +186,21 @@ def _write(out: Path, report: dict) -> None:
     out.write_text(json.dumps(report, indent=2) + "\n")
 
 
-def _queue_sections(args: argparse.Namespace, settings) -> dict:
+def _measure(name: str, fn: Callable[[], dict], report: dict, out: Path, timed: bool = False) -> None:
+    """One part of the bench: its figures into `report`, or its error (the parts after it still run); then
+    the JSON is rewritten, so a run cut short keeps what it measured. `timed`: its seconds in section_s."""
+    started = time.perf_counter()
+    try:
+        report.update(fn())
+    except Exception as error:
+        traceback.print_exc()
+        report[f"{name}_error"] = f"{type(error).__name__}: {error}"[:500]
+    if timed:
+        report.setdefault("section_s", {})[name] = round(time.perf_counter() - started, 1)
+    _write(out, report)
+
+
+def _queue_sections(args: argparse.Namespace, settings, report: dict) -> dict:
     """Queue drains: cold compile cache (a first start), then warm; fresh DATA_DIRs under --queue-dir."""
     from inference.bench_queue import drain, parse_aspects
     from inference.models import models_dir
@@ -209,8 +214,8 @@ def _queue_sections(args: argparse.Namespace, settings) -> dict:
         cold = drain(
             models_dir(settings), root / f"cold-{stamp}", min(args.queue, 8), aspects, args.workers, cache
         )
-        out["queue_cold"] = cold
-        _write(args.out, out)
+        out["queue_cold"] = report["queue_cold"] = cold
+        _write(args.out, report)  # the whole report so far, should the warm drain be cut short
     else:
         cache = settings.compile_cache_dir
     out["queue_warm"] = drain(
@@ -307,14 +312,7 @@ def _later_sections(args: argparse.Namespace, models, photo, timer: Timer, repor
 
         sections.append(("pose", lambda: {"pose": pose_bench(models, timer, args.iters, args.warmup)}))
     for name, fn in sections:
-        try:
-            report.update(fn())
-        except Exception as error:  # one section's failure is recorded; the others still run
-            import traceback
-
-            traceback.print_exc()
-            report[f"{name}_error"] = f"{type(error).__name__}: {error}"[:500]
-        _write(args.out, report)
+        _measure(name, fn, report, args.out)
 
 
 def _gpu_sections(args: argparse.Namespace, models, photo, report: dict) -> None:
@@ -323,14 +321,7 @@ def _gpu_sections(args: argparse.Namespace, models, photo, report: dict) -> None
     from inference import bench_parts
 
     def part(name: str, fn: Callable[[], dict]) -> None:
-        try:
-            report.update(fn())
-        except Exception as error:
-            import traceback
-
-            traceback.print_exc()
-            report[f"{name}_error"] = f"{type(error).__name__}: {error}"[:500]
-        _write(args.out, report)
+        _measure(name, fn, report, args.out)
 
     pipe = bench_parts.plain_pipeline(models)
     part(
