@@ -22,6 +22,16 @@ from jobs.wait import QueueLoad, expected_wait_s, load_statement
 AsyncDb = aiosqlite.Connection | AsyncPostgres
 
 
+async def fetch_one(db: AsyncDb, statement: str, params: Any = ()) -> Any:
+    """The first row of one statement (None if none), on either engine; every store reads through these."""
+    return await (await db.execute(statement, params)).fetchone()
+
+
+async def fetch_all(db: AsyncDb, statement: str, params: Any = ()) -> list[Any]:
+    """Every row of one statement, on either engine."""
+    return list(await (await db.execute(statement, params)).fetchall())
+
+
 async def open_db(db: str | Path | Target) -> AsyncDb:
     """Migrate (synchronously, once, at start-up) and open the bot's connection, set up like `connect`'s."""
     target = target_of(db)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contract.kinds import JobKind
-from jobs.aio import AsyncDb
+from jobs.aio import AsyncDb, fetch_all
 from jobs.workers import WorkerRow, all_workers
 
 ALBUM_KINDS = (JobKind.STYLIZE.value, JobKind.PORTRAIT.value)  # the kinds whose result is an album
@@ -73,9 +73,6 @@ class OpsStore:
     def __init__(self, db: AsyncDb):
         self.db = db
 
-    async def _all(self, statement: str, params: object = ()) -> list[Any]:
-        return list(await (await self.db.execute(statement, params)).fetchall())
-
     # -- blocked users -------------------------------------------------------------------------
     async def block(self, user_id: int, by: int) -> bool:
         cur = await self.db.execute(
@@ -90,7 +87,7 @@ class OpsStore:
         return cur.rowcount == 1
 
     async def is_blocked(self, user_id: int) -> bool:
-        return bool(await self._all("SELECT 1 FROM blocked_users WHERE user_id = ?", (user_id,)))
+        return bool(await fetch_all(self.db, "SELECT 1 FROM blocked_users WHERE user_id = ?", (user_id,)))
 
     async def claim_block_notice(self, user_id: int, every_s: float) -> bool:
         """True (once per `every_s`) when the blocked user should hear why nothing happens."""
@@ -107,22 +104,26 @@ class OpsStore:
         now = time.time() if now is None else now
         today = now - now % 86400
         kinds = ", ".join(f"'{k}'" for k in ALBUM_KINDS)
-        (users,) = (await self._all("SELECT COUNT(*) FROM users"))[0]
-        albums = await self._all(
+        (users,) = (await fetch_all(self.db, "SELECT COUNT(*) FROM users"))[0]
+        albums = await fetch_all(
+            self.db,
             "SELECT COUNT(*), COALESCE(SUM(CASE WHEN d.updated_at >= ? THEN 1 ELSE 0 END), 0)"
             " FROM deliveries AS d JOIN jobs AS j ON j.id = d.job_id"
             f" WHERE d.state = 'sent' AND j.state = 'done' AND j.kind IN ({kinds})",
             (today,),
         )
-        by_state = await self._all(
-            "SELECT state, kind, COUNT(*) FROM jobs WHERE state IN ('queued', 'running') GROUP BY state, kind"
+        by_state = await fetch_all(
+            self.db,
+            "SELECT state, kind, COUNT(*) FROM jobs WHERE state IN ('queued', 'running') GROUP BY state, kind",
         )
-        failures = await self._all(
+        failures = await fetch_all(
+            self.db,
             "SELECT COALESCE(error_code, 'internal'), COUNT(*) FROM jobs"
             " WHERE state = 'failed' AND finished_at >= ? GROUP BY 1 ORDER BY 2 DESC, 1",
             (now - 86400,),
         )
-        durations = await self._all(
+        durations = await fetch_all(
+            self.db,
             "SELECT kind, finished_at - created_at FROM jobs"
             " WHERE state = 'done' AND finished_at >= ? ORDER BY kind, 2",
             (now - 3600,),
@@ -141,25 +142,32 @@ class OpsStore:
     async def waiting_jobs(self, limit: int = 30) -> tuple[list[QueuedJob], int]:
         """The running jobs, then the queued ones in the order a worker takes them; and how many in all."""
         now = time.time()
-        rows = await self._all(
+        rows = await fetch_all(
+            self.db,
             "SELECT id, kind, state, priority, user_id, attempts, progress, created_at FROM jobs"
             " WHERE state IN ('queued', 'running')"
             " ORDER BY CASE state WHEN 'running' THEN 0 ELSE 1 END, priority DESC, id LIMIT ?",
             (limit,),
         )
-        (total,) = (await self._all("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')"))[0]
+        (total,) = (
+            await fetch_all(self.db, "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')")
+        )[0]
         return [QueuedJob(*row[:7], age_s=now - row[7]) for row in rows], total
 
     # -- /metrics ------------------------------------------------------------------------------
     async def snapshot(self) -> Snapshot:
-        depth = await self._all(
-            "SELECT kind, priority, COUNT(*) FROM jobs WHERE state = 'queued' GROUP BY kind, priority"
+        depth = await fetch_all(
+            self.db,
+            "SELECT kind, priority, COUNT(*) FROM jobs WHERE state = 'queued' GROUP BY kind, priority",
         )
-        running = await self._all("SELECT kind, COUNT(*) FROM jobs WHERE state = 'running' GROUP BY kind")
+        running = await fetch_all(
+            self.db, "SELECT kind, COUNT(*) FROM jobs WHERE state = 'running' GROUP BY kind"
+        )
         (pending,) = (
-            await self._all(
+            await fetch_all(
+                self.db,
                 "SELECT COUNT(*) FROM deliveries AS d JOIN jobs AS j ON j.id = d.job_id"
-                " WHERE d.state IN ('pending', 'sending') AND j.state IN ('done', 'failed', 'cancelled')"
+                " WHERE d.state IN ('pending', 'sending') AND j.state IN ('done', 'failed', 'cancelled')",
             )
         )[0]
         return Snapshot(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobs import sql as jobs_sql
-from jobs.aio import AsyncDb, is_postgres
+from jobs.aio import AsyncDb, fetch_all, fetch_one, is_postgres
 
 
 @dataclass(frozen=True)
@@ -46,15 +46,9 @@ class BotStore:
     def __init__(self, db: AsyncDb):
         self.db = db
 
-    async def _one(self, statement: str, params: Any = ()) -> Any:
-        return await (await self.db.execute(statement, params)).fetchone()
-
-    async def _all(self, statement: str, params: Any = ()) -> list[Any]:
-        return list(await (await self.db.execute(statement, params)).fetchall())
-
     # -- users ---------------------------------------------------------------------------------
     async def get_user(self, user_id: int) -> UserRow | None:
-        row = await self._one("SELECT * FROM users WHERE id = ?", (user_id,))
+        row = await fetch_one(self.db, "SELECT * FROM users WHERE id = ?", (user_id,))
         return _user(row) if row else None
 
     async def upsert_user(self, user_id: int, chat_id: int | None, lang: str) -> UserRow:
@@ -90,11 +84,12 @@ class BotStore:
 
     async def next_offset(self) -> int | None:
         """The getUpdates offset that confirms everything already recorded (None on a fresh database)."""
-        row = await self._one("SELECT MAX(update_id) FROM inbox")
+        row = await fetch_one(self.db, "SELECT MAX(update_id) FROM inbox")
         return row[0] + 1 if row and row[0] is not None else None
 
     async def pending_updates(self, limit: int = 200) -> list[InboxRow]:
-        rows = await self._all(
+        rows = await fetch_all(
+            self.db,
             "SELECT update_id, user_id, payload, attempts FROM inbox"
             " WHERE state = 'new' AND next_try_at <= ? ORDER BY update_id LIMIT ?",
             (time.time(), limit),
@@ -102,8 +97,10 @@ class BotStore:
         return [InboxRow(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
 
     async def update_started(self, update_id: int) -> int:
-        row = await self._one(
-            "UPDATE inbox SET attempts = attempts + 1 WHERE update_id = ? RETURNING attempts", (update_id,)
+        row = await fetch_one(
+            self.db,
+            "UPDATE inbox SET attempts = attempts + 1 WHERE update_id = ? RETURNING attempts",
+            (update_id,),
         )
         return row[0]
 
@@ -134,7 +131,8 @@ class BotStore:
 
     async def due_deliveries(self, limit: int = 50) -> list[DueDelivery]:
         """Pending deliveries whose job is over (done, failed or cancelled) and whose retry time has come."""
-        rows = await self._all(
+        rows = await fetch_all(
+            self.db,
             """
             SELECT d.job_id, d.attempts, d.reply_to, j.state FROM deliveries AS d JOIN jobs AS j ON j.id = d.job_id
             WHERE d.state = 'pending' AND d.next_try_at <= ? AND j.state IN ('done', 'failed', 'cancelled')
@@ -173,7 +171,8 @@ class BotStore:
 
     async def resume_sending(self) -> list[int]:
         """After a crash: deliveries caught between 'sending' and 'sent' go out again (see bot/delivery.py)."""
-        rows = await self._all(
+        rows = await fetch_all(
+            self.db,
             "UPDATE deliveries SET state = 'pending', updated_at = ? WHERE state = 'sending' RETURNING job_id",
             (time.time(),),
         )
@@ -203,7 +202,8 @@ class BotStore:
 
     async def training_or_lora(self, user_id: int) -> bool:
         """Is a training of the user still unfinished, or do they (again) have a personal model?"""
-        row = await self._one(
+        row = await fetch_one(
+            self.db,
             "SELECT 1 FROM jobs WHERE user_id = ? AND kind = 'train' AND state IN ('queued', 'running')"
             " UNION ALL SELECT 1 FROM users WHERE id = ? AND lora IS NOT NULL",
             (user_id, user_id),
@@ -211,19 +211,19 @@ class BotStore:
         return row is not None
 
     async def user_ids(self) -> set[int]:
-        return {r[0] for r in await self._all("SELECT id FROM users")}
+        return {r[0] for r in await fetch_all(self.db, "SELECT id FROM users")}
 
     async def job_ids(self) -> set[int]:
-        return {r[0] for r in await self._all("SELECT id FROM jobs")}
+        return {r[0] for r in await fetch_all(self.db, "SELECT id FROM jobs")}
 
     async def running_chats(self) -> list[int]:
-        rows = await self._all(
-            "SELECT DISTINCT chat_id FROM jobs WHERE state = 'running' AND chat_id IS NOT NULL"
+        rows = await fetch_all(
+            self.db, "SELECT DISTINCT chat_id FROM jobs WHERE state = 'running' AND chat_id IS NOT NULL"
         )
         return [r[0] for r in rows]
 
     async def find_job_by_dedup(self, dedup_key: str) -> int | None:
-        row = await self._one(jobs_sql.BY_DEDUP, (dedup_key,))
+        row = await fetch_one(self.db, jobs_sql.BY_DEDUP, (dedup_key,))
         return row[0] if row else None
 
 

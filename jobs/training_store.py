@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contract.kinds import DEFAULT_CLASS, DEFAULT_TOKEN
-from jobs.aio import AsyncDb
+from jobs.aio import AsyncDb, fetch_all, fetch_one
 from jobs.files import LocalFiles
 
 
@@ -35,18 +35,13 @@ class TrainingStore:
         self.db, self.data_dir = db, data_dir
         self.files = files or LocalFiles(data_dir)  # jobs/files.py: where selfies and LoRAs live
 
-    async def _one(self, statement: str, params: tuple = ()):
-        return await (await self.db.execute(statement, params)).fetchone()
-
     # -- sessions -----------------------------------------------------------------------------
     async def session(self, user_id: int) -> Session | None:
-        row = await self._one("SELECT * FROM training_sessions WHERE user_id = ?", (user_id,))
+        row = await fetch_one(self.db, "SELECT * FROM training_sessions WHERE user_id = ?", (user_id,))
         return _session(row) if row else None
 
     async def sessions_training(self) -> list[Session]:
-        rows = await (
-            await self.db.execute("SELECT * FROM training_sessions WHERE state = 'training'")
-        ).fetchall()
+        rows = await fetch_all(self.db, "SELECT * FROM training_sessions WHERE state = 'training'")
         return [_session(r) for r in rows]
 
     async def open_session(self, user_id: int, chat_id: int) -> Session:
@@ -86,21 +81,17 @@ class TrainingStore:
 
     # -- selfies ------------------------------------------------------------------------------
     async def selfie_count(self, user_id: int) -> int:
-        return (await self._one("SELECT COUNT(*) FROM selfies WHERE user_id = ?", (user_id,)))[0]
+        return (await fetch_one(self.db, "SELECT COUNT(*) FROM selfies WHERE user_id = ?", (user_id,)))[0]
 
     async def has_selfie_from(self, update_id: int) -> bool:
-        return await self._one("SELECT 1 FROM selfies WHERE update_id = ?", (update_id,)) is not None
+        return await fetch_one(self.db, "SELECT 1 FROM selfies WHERE update_id = ?", (update_id,)) is not None
 
     async def fingerprints(self, user_id: int) -> list[int]:
-        rows = await (
-            await self.db.execute("SELECT fingerprint FROM selfies WHERE user_id = ?", (user_id,))
-        ).fetchall()
+        rows = await fetch_all(self.db, "SELECT fingerprint FROM selfies WHERE user_id = ?", (user_id,))
         return [int(r[0], 16) for r in rows]
 
     async def selfie_paths(self, user_id: int) -> list[str]:
-        rows = await (
-            await self.db.execute("SELECT path FROM selfies WHERE user_id = ? ORDER BY id", (user_id,))
-        ).fetchall()
+        rows = await fetch_all(self.db, "SELECT path FROM selfies WHERE user_id = ? ORDER BY id", (user_id,))
         return [r[0] for r in rows]
 
     async def add_selfie(self, user_id: int, update_id: int, path: str, fingerprint: int) -> None:
@@ -121,7 +112,9 @@ class TrainingStore:
     # -- the personal model -------------------------------------------------------------------
     async def lora(self, user_id: int) -> tuple[str, str, str] | None:
         """(path, class, token) of the user's LoRA, when they have one and its file is there."""
-        row = await self._one("SELECT lora, lora_class, lora_token FROM users WHERE id = ?", (user_id,))
+        row = await fetch_one(
+            self.db, "SELECT lora, lora_class, lora_token FROM users WHERE id = ?", (user_id,)
+        )
         if not row or not row[0] or not await asyncio.to_thread(self.files.exists, row[0]):
             return None
         return row[0], row[1] or DEFAULT_CLASS, row[2] or DEFAULT_TOKEN
