@@ -1,7 +1,8 @@
 """`python -m inference pose REFERENCE --lora me.safetensors "scene" --out DIR`: /pose without Telegram.
 
 Writes the pictures and the edges map the ControlNet saw (edges.png), so a practitioner can tune the
-thresholds (--low/--high) and the conditioning scale (--scale) on their own references.
+thresholds (--low/--high), the conditioning scale (--scale) and how long it steers (--control-end) on
+their own references.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ def add_pose_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, help="denoising steps (default: the pose preset's 20)")
     p.add_argument("--scale", type=float, help="ControlNet conditioning scale (default 0.8)")
+    p.add_argument(
+        "--control-end",
+        type=float,
+        help="share of the steps, from the first, the ControlNet steers (default 0.8)",
+    )
     p.add_argument("--low", type=int, help="Canny low threshold (default 100)")
     p.add_argument("--high", type=int, help="Canny high threshold (default 200)")
     p.add_argument("--out", type=Path, default=Path("poses"))
@@ -56,7 +62,13 @@ def run_pose(args: argparse.Namespace) -> int:
     if not detect_faces(reference):
         print("note: no face found in the reference: only its composition will carry over", file=sys.stderr)
     models = load_models(settings, roles=("base", "caption"))
-    options = dict(steps=args.steps, conditioning_scale=args.scale, low=args.low, high=args.high)
+    options = dict(
+        steps=args.steps,
+        conditioning_scale=args.scale,
+        control_end=args.control_end,
+        low=args.low,
+        high=args.high,
+    )
     result = pose_portraits(
         models,
         args.lora,

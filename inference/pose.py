@@ -5,9 +5,10 @@ the person comes from the user's LoRA (the same adapter cache and ownership chec
 inference/portrait.py), and the prompt is the user's token and class, the optional scene, and BLIP's
 caption of the reference for context ("a man sitting on a bench in a park").
 
-20 steps, not /me's 30: the ControlNet adds about 40% to every UNet step, and DPM-Solver++ 2M has
-converged by 20 with the composition already fixed by the edges; four pose portraits then cost about
-what four /me portraits do (docs/benchmarks.md).
+20 steps, not /me's 30: the ControlNet adds about 40% to every UNet step it steers (the first 16 of
+the 20: inference/control.py, CONTROL_END), and DPM-Solver++ 2M has converged by 20 with the composition
+already fixed by the edges; four pose portraits then cost about what four /me portraits do
+(docs/benchmarks.md).
 
 Why not diffusers' `StableDiffusionControlNetPipeline` (issue 11: four pose portraits in <= 1.0 s on an
 H200; the pipeline, even with the LoRA fused, took 1.086 s): it runs the ControlNet and the UNet eagerly,
@@ -19,6 +20,7 @@ one call that inference/graphs.py replays as a CUDA graph per shape (`controlled
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +33,13 @@ from contract import kinds
 from contract.images import read_upload
 from contract.pose import load_reference
 from inference.context import JobContext, JobStopped
-from inference.control import CONDITIONING_SCALE, control_image, controlled_unet
+from inference.control import (
+    CONDITIONING_SCALE,
+    CONTROL_END,
+    control_image,
+    controlled_steps,
+    controlled_unet,
+)
 from inference.edges import CANNY_HIGH, CANNY_LOW, canny_edges
 from inference.portrait import GUIDANCE, NEGATIVE, _lora_for_job, build_prompt, paint_text2img, users_lora
 from jobs.errors import BAD_REQUEST, JobError
@@ -65,6 +73,7 @@ def pose_portraits(
     seed: int = 0,
     steps: int = POSE_STEPS,
     conditioning_scale: float = CONDITIONING_SCALE,
+    control_end: float = CONTROL_END,
     low: int = CANNY_LOW,
     high: int = CANNY_HIGH,
     owner: str = "cli",
@@ -73,8 +82,10 @@ def pose_portraits(
     """`n` pictures of the LoRA's subject in the reference's pose; seeds seed, seed+1, … (one per image).
 
     `caption` None: BLIP's caption of the reference. `max_batch` splits the UNet batch (the worker's retry
-    after running out of GPU memory) without changing the pictures, as in portrait().
+    after running out of GPU memory) without changing the pictures, as in portrait(). `control_end`: the
+    ControlNet steers that share of the steps, from the first (inference/control.py, CONTROL_END).
     """
+    from inference.graphs import unet_runner
     from inference.stylize import caption_image, prepare_image
 
     if not 1 <= n <= 8:
@@ -88,6 +99,15 @@ def pose_portraits(
     with torch.inference_mode():
         edges_in = control_image(models, edges)
         rows = edges_in.repeat(2 * n, 1, 1, 1)  # every UNet row sees the edges, guided or not, any chunk
+    keep, plain, calls = controlled_steps(steps, control_end), unet_runner(models), itertools.count()
+
+    def unet(x: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor) -> torch.Tensor:
+        """The loop calls it once per step of each chunk (one sampler group): step k of every chunk is
+        controlled while k < keep, as diffusers' pipeline keeps the control."""
+        if next(calls) % steps < keep:
+            return step(x, t, embeds, rows[: len(x)])
+        return plain(x, t, embeds)
+
     with users_lora(models, Path(lora_path), owner) as info:  # 5. the user's LoRA on for this call
         prompt = build_prompt(context, token or info.token, cls or info.cls)  # 4.
         images = paint_text2img(  # 6.
@@ -100,7 +120,7 @@ def pose_portraits(
             steps,
             max_batch,
             size=(edges_in.shape[-2], edges_in.shape[-1]),
-            unet=lambda x, t, embeds: step(x, t, embeds, rows[: len(x)]),
+            unet=unet,
         )
     return PoseResult(prompt, caption, edges, images, time.perf_counter() - started, seed)
 

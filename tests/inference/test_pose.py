@@ -123,10 +123,10 @@ def test_scene_and_caption_make_the_prompt_and_the_lora_is_off_afterwards(tiny_m
 def test_the_worker_loop_paints_what_the_diffusers_controlnet_pipeline_paints(tiny_models, data_dir):
     """Issue 11: pose portraits on the worker's own loop (the UNet step graphed on CUDA) against diffusers'
     StableDiffusionControlNetPipeline with the same LoRA, prompt, edges and per-picture seeds."""
-    from inference.control import CONDITIONING_SCALE, _control_pipeline
+    from inference.control import CONDITIONING_SCALE, CONTROL_END, _control_pipeline
     from inference.portrait import GUIDANCE, NEGATIVE, users_lora
 
-    ours = pose_portraits(tiny_models, lora(data_dir), figure(), n=3, seed=5, steps=3, caption="a person")
+    ours = pose_portraits(tiny_models, lora(data_dir), figure(), n=3, seed=5, steps=5, caption="a person")
     pipe = _control_pipeline(tiny_models, "StableDiffusionControlNetPipeline")
     with users_lora(tiny_models, lora(data_dir), "1"), torch.inference_mode():
         theirs = pipe(
@@ -135,14 +135,37 @@ def test_the_worker_loop_paints_what_the_diffusers_controlnet_pipeline_paints(ti
             negative_prompt=[NEGATIVE] * 3,
             height=128,
             width=160,
-            num_inference_steps=3,
+            num_inference_steps=5,
             guidance_scale=GUIDANCE,
             controlnet_conditioning_scale=CONDITIONING_SCALE,
+            control_guidance_end=CONTROL_END,
             generator=[torch.Generator(device=tiny_models.device).manual_seed(5 + i) for i in range(3)],
         ).images
     assert [im.size for im in theirs] == [im.size for im in ours.images] == [(160, 128)] * 3
     for mine, reference in zip(ours.images, theirs, strict=True):
         assert psnr(np.asarray(reference), np.asarray(mine)) >= 35
+
+
+def test_the_controlnet_steers_the_first_steps_of_every_chunk(tiny_models, data_dir):
+    from inference.control import controlled_steps
+
+    assert controlled_steps(20) == 16 and controlled_steps(5) == 4 and controlled_steps(3) == 2
+    assert controlled_steps(20, 1.0) == 20 and controlled_steps(20, 0.0) == 0
+    calls: list[int] = []
+    hook = tiny_models.controlnet().register_forward_hook(lambda m, args, out: calls.append(len(args[0])))
+    try:
+        pose_portraits(tiny_models, lora(data_dir), figure(), n=2, steps=5, caption="a person", max_batch=1)
+        assert calls == [2] * 4 + [2] * 4  # two chunks of one picture (with guidance: 2 rows), 4 of 5 steps
+        calls.clear()
+        pose_portraits(tiny_models, lora(data_dir), figure(), n=2, steps=5, caption="a person", control_end=1)
+        assert calls == [4] * 5
+    finally:
+        hook.remove()
+    different = pose_portraits(
+        tiny_models, lora(data_dir), figure(), n=2, steps=5, caption="a person", control_end=0.4
+    )
+    default = pose_portraits(tiny_models, lora(data_dir), figure(), n=2, steps=5, caption="a person")
+    assert not np.array_equal(arrays(different.images), arrays(default.images))
 
 
 def test_a_smaller_batch_gives_the_same_pictures(tiny_models, data_dir):
