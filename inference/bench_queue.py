@@ -59,8 +59,10 @@ def drain(
     compile_cache: Path,
     extra_env: dict[str, str] | None = None,
     timeout_s: float = 900,
+    fast: bool = False,
 ) -> dict:
-    """One drain of n jobs by `workers` fresh worker processes; returns the figures."""
+    """One drain of n jobs by `workers` fresh worker processes; returns the figures. `fast`: every album
+    asks for fast mode (issue 10's albums per hour through the queue)."""
     import torch
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -68,7 +70,8 @@ def drain(
     photos = queue_photos(run_dir / "uploads" / "1", n, aspects)
     queue = JobQueue(run_dir / "artbooth.sqlite3")
     ids = [
-        queue.enqueue("stylize", {"image": p}, user_id=1000 + i, priority=10) for i, p in enumerate(photos)
+        queue.enqueue("stylize", {"image": p, "fast": fast}, user_id=1000 + i, priority=10)
+        for i, p in enumerate(photos)
     ]
     gpus = max(1, torch.cuda.device_count())
     env = dict(

@@ -6,12 +6,19 @@ part does not stop the others). MODELS=sd15-random python scripts/gpu_probe.py O
 - the UNet step at batch 8 and 4: graphed NCHW, graphed channels_last, cuDNN autotuning on/off
   (and what a new shape's capture costs with each);
 - the VAE decode of 4 and encode of 4, NCHW and channels_last;
-- the caption's parts: the processor (CPU), the vision pass, the greedy decoder.
+- the caption's parts: the processor (CPU), the vision pass, the greedy decoder;
+- `stages`: where an album's time goes, stage by stage (prepare, caption, encode, prompts, denoise, decode),
+  on the normal and the fast schedule, each stage between two synchronizations;
+- `memory`: what the largest bucket (768x512) adds to the peak: the eager UNet at batch 8, its graph's
+  pool, the VAE decode of four and of two pictures.
+
+PROBE_PARTS=stages,memory runs only those parts (default: every part).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -34,8 +41,13 @@ def say(text: str) -> None:
     print(f"[{time.perf_counter() - T0:7.1f}s] {text}", flush=True)
 
 
+WANTED = [p for p in os.environ.get("PROBE_PARTS", "").split(",") if p]
+
+
 def part(name):
     def wrap(fn):
+        if WANTED and name not in WANTED:
+            return fn
         say(f"{name} ...")
         try:
             report[name] = fn()
@@ -51,7 +63,7 @@ def part(name):
 
 settings = InferenceSettings.from_env()
 models = load_models(settings, roles=("base", "caption"))
-pipe = plain_pipeline(models)
+pipe = plain_pipeline(models) if not WANTED or "divergence" in WANTED else None
 photo = bench_photo(models.resolution)
 say("loaded")
 
@@ -214,6 +226,93 @@ def caption_part():
     for _ in range(5):
         cap.caption(images)
     out["caption_wall_ms"] = round((time.perf_counter() - started) / 5 * 1000, 2)
+    return out
+
+
+@part("stages")
+def stages_part():
+    """Each stage of stylize_batch between two synchronizations (so a stage's time includes the host work
+    that the GPU would otherwise wait for), medians of 5 albums, after a first one that captures graphs."""
+    import statistics
+
+    import inference.stylize as stylize_module
+
+    names = ("prepare_image", "_captions", "encode_images", "encode_prompts", "make_groups", "sample_noise")
+    names += ("denoise", "decode")
+    times: dict[str, list[float]] = {}
+
+    def timed(name, fn):
+        def run(*args, **kwargs):
+            torch.cuda.synchronize()
+            started = time.perf_counter()
+            result = fn(*args, **kwargs)
+            torch.cuda.synchronize()
+            times.setdefault(name, []).append(time.perf_counter() - started)
+            return result
+
+        return run
+
+    originals = {name: getattr(stylize_module, name) for name in names}
+    out = {}
+    try:
+        for name, fn in originals.items():
+            setattr(stylize_module, name, timed(name, fn))
+        for fast in (False, True):
+
+            def album(fast=fast):
+                return stylize_batch(models, [StylizeItem(photo, seed=1, strength=0.6)], fast=fast)
+
+            album()
+            times.clear()
+            totals = []
+            for _ in range(5):
+                torch.cuda.synchronize()
+                started = time.perf_counter()
+                album()
+                torch.cuda.synchronize()
+                totals.append(time.perf_counter() - started)
+            row = {k: round(statistics.median(v) * 1000, 2) for k, v in times.items()}
+            row["album_wall_ms"] = round(statistics.median(totals) * 1000, 2)
+            row["unaccounted_ms"] = round(row["album_wall_ms"] - sum(row[k] for k in times), 2)
+            out["fast" if fast else "normal"] = row
+    finally:
+        for name, fn in originals.items():
+            setattr(stylize_module, name, fn)
+    return out
+
+
+@part("memory")
+def memory_part():
+    """Peak allocated above the resident weights, GiB, for the 768x512 bucket's big shapes (eager)."""
+    from inference.graphs import plain_decoder
+
+    gib = 2**30
+    unet, decode = models.txt2img.unet, plain_decoder(models.txt2img.vae)
+    out = {"resident_allocated": round(torch.cuda.memory_allocated() / gib, 3)}
+
+    def peak(fn):
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        with torch.inference_mode():
+            fn()
+        torch.cuda.synchronize()
+        return round((torch.cuda.max_memory_allocated() - base) / gib, 3)
+
+    x, t, e = unet_inputs(8, 64, 96)
+    z = torch.randn(4, 4, 64, 96, device="cuda", dtype=torch.float16)
+    out["unet_b8_768x512_eager"] = peak(lambda: unet(x, t, encoder_hidden_states=e))
+    out["decode_4_768x512"] = peak(lambda: decode(z))
+    out["decode_2_768x512"] = peak(lambda: decode(z[:2]))
+    out["decode_4_512x512"] = peak(lambda: decode(z[..., :64]))
+    torch.cuda.empty_cache()
+    before = torch.cuda.memory_reserved()
+    graphed = GraphedUNet(unet)
+    with torch.inference_mode():
+        graphed(x, t, e)
+    torch.cuda.synchronize()
+    out["graph_b8_768x512_reserved_added"] = round((torch.cuda.memory_reserved() - before) / gib, 3)
     return out
 
 
