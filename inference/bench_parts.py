@@ -120,13 +120,13 @@ def unet_and_vae(models, iters: int = 20) -> dict:
     t = torch.tensor(500, device=models.device)
     embeds = torch.randn(8, 77, unet.config.cross_attention_dim, device=models.device, dtype=models.dtype)
     z = torch.randn(4, 4, side, side, device=models.device, dtype=models.dtype)
-    fast_unet, fast_vae = unet_runner(models), vae_decoder(models)
+    worker_unet, worker_decode = unet_runner(models), vae_decoder(models)
     with torch.inference_mode():
         return {
             "unet_step_b8_eager_s": gpu_time(lambda: unet(x, t, encoder_hidden_states=embeds), iters),
-            "unet_step_b8_s": gpu_time(lambda: fast_unet(x, t, embeds), iters),
+            "unet_step_b8_s": gpu_time(lambda: worker_unet(x, t, embeds), iters),
             "vae_decode_4_eager_s": gpu_time(lambda: vae.decode(z), max(3, iters // 4)),
-            "vae_decode_4_s": gpu_time(lambda: fast_vae(z), max(3, iters // 4)),
+            "vae_decode_4_s": gpu_time(lambda: worker_decode(z), max(3, iters // 4)),
         }
 
 

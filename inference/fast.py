@@ -12,6 +12,15 @@ so its graphs stay valid). With ARTBOOTH_FUSE_LORA=0 the distillation LoRA is in
 adapter of the resident UNet, stacked with the user's (`set_adapter` of both) for one call and disabled
 with it afterwards.
 
+Why a tiny autoencoder (TAESD, `madebyollin/taesd`: the `fast_vae` role): with three UNet steps at batch 4
+(about 55 ms on an H200), SD's VAE took more of a fast album than the denoising: 62 ms to decode the four
+pictures and more to encode the photo. TAESD is distilled from that VAE into the same latent space (so the
+UNet and its LoRAs see the latents they know); it decodes four 512-px pictures in a few milliseconds, for
+slightly softer fine detail, which is the trade fast mode already makes (the real-time SD demos pair it
+with few-step LoRAs for the same reason). It encodes the album's photo and decodes fast albums and fast
+portraits; the normal schedule never touches it. ARTBOOTH_FAST_TINY_VAE=0 keeps the full VAE, and without
+its weights fast mode falls back to the full VAE (logged once) rather than failing a job.
+
 `tiny` and `sd15-random` build a random LoRA of the real one's shape (rank, target layers) in diffusers'
 LoRA file format, so it loads through the same `lora_state_dict` / `load_lora_into_unet` path.
 """
@@ -89,6 +98,18 @@ def scheduler_swapped(pipe, schedule: FastSchedule):
         pipe.scheduler = normal
 
 
+@contextlib.contextmanager
+def autoencoder_swapped(pipe, vae):
+    """diffusers' pipeline encodes and decodes with `vae` (fast mode's tiny one) inside the block; None:
+    with its own. For the calls that go through the pipeline itself (unfused fast portraits)."""
+    normal = pipe.vae
+    pipe.vae = vae or normal
+    try:
+        yield
+    finally:
+        pipe.vae = normal
+
+
 # --- the LoRA: loaded, fused into a second UNet, or stacked as an adapter -------------------------------
 
 
@@ -126,6 +147,30 @@ def fast_unet(models):
     models._lazy["fast_unet"] = unet
     log.info("fast mode: %s fused into a second UNet", models.settings.overrides.get("fast") or "the LoRA")
     return unet
+
+
+def tiny_vae(models):
+    """The `fast_vae` autoencoder (TAESD), loaded on first use and kept resident; None means the base VAE
+    (ARTBOOTH_FAST_TINY_VAE=0, or its weights are missing: warned once, never a failed job)."""
+    if "fast_vae" in models._lazy:
+        return models._lazy["fast_vae"]
+    vae = None
+    if models.settings.fast_tiny_vae:
+        from diffusers import AutoencoderTiny
+
+        from inference.models import ModelMissing, _load, resolve
+
+        try:
+            path = resolve(models.settings, "fast_vae")
+            vae = _load(
+                "fast_vae", path, lambda: AutoencoderTiny.from_pretrained(path, torch_dtype=models.dtype)
+            )
+        except ModelMissing as missing:
+            log.warning("fast mode: %s; it encodes and decodes with the base model's VAE", missing)
+        else:
+            vae = vae.to(models.device).eval().requires_grad_(False)
+    models._lazy["fast_vae"] = vae
+    return vae
 
 
 def stacked_adapter(models) -> str:

@@ -107,6 +107,7 @@ def fast_report(models, photo, timer, repeat, args) -> dict[str, Any]:
     return {
         "fast_schedule": {
             "lora": models.settings.overrides.get("fast") or models.preset.ids["fast"],
+            "autoencoder": _autoencoder(models),
             "scheduler": schedule.scheduler,
             "album_steps": schedule.album_steps,
             "denoising_steps": int(schedule.album_steps * args.strength),
@@ -120,7 +121,41 @@ def fast_report(models, photo, timer, repeat, args) -> dict[str, Any]:
         "fast_job_4_gpu_s": _median(job_runs, 1),
         "fast_portrait_4_s": _median(portraits, 0),
         "fast_portrait_4_gpu_s": _median(portraits, 1),
+        **_tiny_vae_times(models, photo),
         "fast_queue_albums": args.drain,
         "fast_queue_s": round(drain_s, 3),
         "fast_queue_albums_per_hour": round(3600 * args.drain / drain_s),
     }
+
+
+def _autoencoder(models) -> str:
+    from inference.fast import tiny_vae
+
+    if tiny_vae(models) is None:
+        return "the base model's VAE"
+    return models.settings.overrides.get("fast_vae") or models.preset.ids["fast_vae"]
+
+
+def _tiny_vae_times(models, photo) -> dict[str, float]:
+    """GPU time of fast mode's autoencoder: encoding the album's photo, decoding its four pictures."""
+    import torch
+
+    from inference.bench_parts import gpu_time
+    from inference.fast import tiny_vae
+    from inference.graphs import plain_decoder
+    from inference.stylize import encode_images
+
+    vae = tiny_vae(models)
+    if vae is None or models.device.type != "cuda":
+        return {}
+    pipe = models.txt2img
+    with torch.inference_mode():
+        latents = encode_images(pipe, [photo], models.device, models.dtype, vae)
+        decode = plain_decoder(vae)
+        four = latents.repeat(4, 1, 1, 1)
+        return {
+            "fast_vae_encode_1_gpu_s": gpu_time(
+                lambda: encode_images(pipe, [photo], models.device, models.dtype, vae)
+            ),
+            "fast_vae_decode_4_gpu_s": gpu_time(lambda: decode(four)),
+        }

@@ -13,7 +13,7 @@ cache (scripts/compile_probe.py, docs/benchmarks.md). So shapes are compiled sta
 - while the worker prepares its shapes (`preparing()`, inference.warmup): nothing compiles in front of a
   user; a shape first seen later runs graphed but uncompiled;
 - the shapes that carry the work: the UNet at batch >= 8 (an album's four pictures with guidance: 18 of
-  its 21 steps) and the VAE decoding four pictures, one of each per shape bucket.
+  its 21 steps) and the VAE decoding an album's slice (`decode_slice`), one of each per shape bucket.
 
 The artefacts live under DATA_DIR/compile-cache (inductor + triton caches), so a restart, after a crash
 too, loads kernels instead of compiling them. Graphs are skipped while a LoRA layer is switched on (peft
@@ -33,7 +33,19 @@ import torch
 
 log = logging.getLogger(__name__)
 COMPILED_UNET_BATCH = 8  # the UNet shapes worth a compile: four pictures with guidance and up
-COMPILED_DECODE_BATCH = 4  # the VAE decode worth a compile: an album's four pictures (decode's slice)
+# Pictures per VAE decoder call: an album's four at once up to 640x512, two at a time above. An eager
+# decode of four 768x512 pictures holds about 3 GiB of activations (half again 512x512's), and with
+# graphs off the caching allocator keeps it reserved: the worker's peak on the four-aspect drain was
+# 10.8 GiB reserved against 10 allowed (docs/benchmarks.md).
+DECODE_SLICE_PIXELS = 4 * 640 * 512
+
+
+def decode_slice(latents: torch.Tensor, vae_scale_factor: int = 8) -> int:
+    """How many pictures of these latents' size one decoder call takes: 4, or 2 above 640x512."""
+    pixels = latents.shape[-2] * latents.shape[-1] * vae_scale_factor**2
+    return 4 if 4 * pixels <= DECODE_SLICE_PIXELS else 2
+
+
 _preparing = contextvars.ContextVar("artbooth_preparing_shapes", default=False)
 
 
@@ -196,17 +208,24 @@ def unet_runner(
     return lazy[cache_key]
 
 
+def plain_decoder(vae) -> Callable[[torch.Tensor], torch.Tensor]:
+    """latents, as the UNet denoises them (scaled by the autoencoder's `scaling_factor`) -> pixels in
+    [-1, 1]: any diffusers autoencoder (the base model's VAE, or fast mode's tiny one)."""
+
+    def plain(latents: torch.Tensor) -> torch.Tensor:
+        return vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+
+    return plain
+
+
 def vae_decoder(models) -> Callable[[torch.Tensor], torch.Tensor]:
-    """latents (already unscaled) -> pixels in [-1, 1]: the VAE decoder, compiled on CUDA for the shapes
-    prepared at start (four pictures per shape bucket), plain for any other.
+    """The base VAE's `plain_decoder`, compiled on CUDA for the shapes prepared at start (one decode slice
+    per shape bucket), plain for any other.
 
     Not graphed: a decode of four pictures is ~300 kernels over 60 ms, so launching is not what costs.
     """
     vae = models.txt2img.vae
-
-    def plain(latents: torch.Tensor) -> torch.Tensor:
-        return vae.decode(latents, return_dict=False)[0]
-
+    plain = plain_decoder(vae)
     if models.device.type != "cuda" or not models.settings.compile:
         return plain
     lazy = models._lazy
@@ -217,7 +236,7 @@ def vae_decoder(models) -> Callable[[torch.Tensor], torch.Tensor]:
 
         def decode(latents: torch.Tensor) -> torch.Tensor:
             shape = (*latents.shape, latents.dtype)
-            new = _preparing.get() and latents.shape[0] == COMPILED_DECODE_BATCH
+            new = _preparing.get() and latents.shape[0] == decode_slice(latents)
             if state["ok"] and (shape in shapes or new):
                 try:
                     pixels = compiled(latents)

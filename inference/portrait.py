@@ -179,13 +179,15 @@ def portrait(
         unet, sampling, extra = None, contextlib.nullcontext(), {}
         if fast:  # fast mode's UNet (distillation fused in) takes the user's LoRA too, graphed of its own
             from inference import fast as fast_mode
-            from inference.graphs import unet_runner
+            from inference.graphs import plain_decoder, unet_runner
 
             schedule = models.preset.fast
             steps, guidance = schedule.steps, schedule.guidance
             unet = fast_mode.fast_unet(models)
             sampling = fast_mode.scheduler_swapped(models.txt2img, schedule)
             extra = {"unet": unet_runner(models, unet, "fast_unet_graphs"), "eta": schedule.eta}
+            if (tiny := fast_mode.tiny_vae(models)) is not None:
+                extra["vae_decode"] = plain_decoder(tiny)
         with users_lora(models, Path(lora_path), owner, lora_scale, unet) as info, sampling:
             prompt = build_prompt(scene, token or info.token, cls or info.cls)
             images = paint_text2img(models, prompt, negative, n, seed, guidance, steps, max_batch, **extra)
@@ -204,7 +206,9 @@ def portrait(
         schedule = models.preset.fast
         steps, guidance, extra = schedule.steps, schedule.guidance, {"eta": schedule.eta}
         stacked = fast_mode.stacked_adapter(models)
-        sampling = fast_mode.scheduler_swapped(pipe, schedule)
+        sampling = contextlib.ExitStack()
+        sampling.enter_context(fast_mode.scheduler_swapped(pipe, schedule))
+        sampling.enter_context(fast_mode.autoencoder_swapped(pipe, fast_mode.tiny_vae(models)))
     with cache.only(name, lora_scale, stacked), sampling, torch.inference_mode():
         for start in range(0, n, chunk):
             part = generators[start : start + chunk]
@@ -251,6 +255,7 @@ def paint_text2img(
     size: tuple[int, int] | None = None,
     unet: Callable[..., torch.Tensor] | None = None,
     eta: float = 0.0,
+    vae_decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> list[Image.Image]:
     """What `StableDiffusionPipeline(prompt, generator=[one per image])` paints, through the worker's fast
     UNet (compiled, graphed) and VAE decoder: the same noise (one device generator per image, seeded
@@ -261,7 +266,7 @@ def paint_text2img(
     `size`: (height, width), default the square working resolution. `unet(x, t, embeds)`: the step to run
     instead of the resident UNet's (fast portraits: fast mode's UNet; /pose: the ControlNet's and the
     UNet's, inference/pose.py). `eta`: the pipeline's `eta`, for a scheduler whose step takes one (TCD's
-    gamma)."""
+    gamma). `vae_decode`: another decoder than the worker's VAE (fast mode's tiny one)."""
     from inference.graphs import unet_runner, vae_decoder
     from inference.stylize import _Sample, decode, denoise, make_groups
 
@@ -270,6 +275,7 @@ def paint_text2img(
     height, width = size or (models.resolution, models.resolution)
     shape = (1, pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
     unet = unet or unet_runner(models)
+    vae_decode = vae_decode or vae_decoder(models)
     chunk = max(1, min(n, max_batch or n))
     guided = guidance > 1  # diffusers' do_classifier_free_guidance
     images: list[Image.Image] = []
@@ -301,7 +307,7 @@ def paint_text2img(
             part = slice(lo, lo + count)
             uncond = negative_embeds[part] if guided else None
             latents = denoise(unet, groups, timesteps, positive[part], uncond, scale)
-            images += decode(pipe, latents, vae_decode=vae_decoder(models))
+            images += decode(pipe, latents, vae_decode=vae_decode)
     return images
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ROLES: tuple[str, ...] = ("base", "caption", "vqa", "control", "fast")  # fast: the distillation LoRA
+# fast: the distillation LoRA; fast_vae: the tiny autoencoder fast mode encodes and decodes with (inference/fast.py)
+ROLES: tuple[str, ...] = ("base", "caption", "vqa", "control", "fast", "fast_vae")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ MODELS: dict[str, ModelPreset] = {
                 "vqa": "Salesforce/blip-vqa-base",
                 "control": "lllyasviel/sd-controlnet-canny",
                 "fast": "h1t/TCD-SD15-LoRA",
+                "fast_vae": "madebyollin/taesd",
             },
             built=False,
             resolution=512,

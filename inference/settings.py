@@ -37,6 +37,9 @@ class InferenceSettings(SharedSettings):
     warmup: bool = True  # ARTBOOTH_WARMUP: prepare every bucket's shapes when the worker starts (CUDA)
     pipeline: bool = True  # ARTBOOTH_PIPELINE: decode the next photos and write pictures on threads
     fuse_lora: bool = True  # ARTBOOTH_FUSE_LORA: portraits fuse the user's LoRA into the graphed UNets
+    # ARTBOOTH_FAST_TINY_VAE: fast mode encodes and decodes with the tiny autoencoder (the fast_vae role, TAESD);
+    # off: with the base model's VAE (inference/fast.py says what each costs)
+    fast_tiny_vae: bool = True
     compile_cache: str = ""  # ARTBOOTH_COMPILE_CACHE: default DATA_DIR/compile-cache
 
     @classmethod
@@ -44,7 +47,7 @@ class InferenceSettings(SharedSettings):
         if env is None:
             load_dotenv()
             env = dict(os.environ)
-        # MODEL_BASE=..., MODEL_CAPTION=..., MODEL_VQA=..., MODEL_CONTROL=...: per-role overrides
+        # MODEL_BASE=..., MODEL_CAPTION=..., MODEL_VQA=..., MODEL_CONTROL=..., MODEL_FAST_VAE=...: per-role overrides
         overrides = {k[len("MODEL_") :].lower(): v for k, v in env.items() if k.startswith("MODEL_") and v}
         return cls(
             **cls.shared_from_env(env),  # type: ignore[arg-type]
@@ -58,6 +61,7 @@ class InferenceSettings(SharedSettings):
             warmup=_flag(env, "ARTBOOTH_WARMUP", True),
             pipeline=_flag(env, "ARTBOOTH_PIPELINE", True),
             fuse_lora=_flag(env, "ARTBOOTH_FUSE_LORA", True),
+            fast_tiny_vae=_flag(env, "ARTBOOTH_FAST_TINY_VAE", True),
             compile_cache=env.get("ARTBOOTH_COMPILE_CACHE", ""),
         )
 

@@ -38,7 +38,7 @@ from contract.images import prepare_for_sd
 from contract.styles import ARTISTS, STYLES, StylePreset
 from inference.buckets import bucket_for, fit_to_bucket
 from inference.captioner import FALLBACK_CAPTION
-from inference.graphs import unet_runner, vae_decoder
+from inference.graphs import decode_slice, plain_decoder, unet_runner, vae_decoder
 from jobs.errors import BAD_REQUEST, JobError
 
 MODES = ("img2img", "text2img")
@@ -156,10 +156,17 @@ def encode_image(pipe, image: Image.Image, device: torch.device, dtype: torch.dt
     return encode_images(pipe, [image], device, dtype)
 
 
-def encode_images(pipe, images: list[Image.Image], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """The photos' VAE latents (P, 4, H/8, W/8) in one encoder batch (the photos share one size)."""
+def encode_images(
+    pipe, images: list[Image.Image], device: torch.device, dtype: torch.dtype, vae=None
+) -> torch.Tensor:
+    """The photos' latents (P, 4, H/8, W/8), scaled as the UNet denoises them, in one encoder batch (the
+    photos share one size). `vae`: another autoencoder than the pipe's (fast mode's tiny one)."""
+    vae = vae or pipe.vae
     pixels = pipe.image_processor.preprocess(images).to(device=device, dtype=dtype)
-    return pipe.vae.encode(pixels).latent_dist.mode() * pipe.vae.config.scaling_factor
+    encoded = vae.encode(pixels)
+    # AutoencoderKL gives a distribution (its mode: no sampling noise on the photo); AutoencoderTiny, latents
+    latents = encoded.latent_dist.mode() if hasattr(encoded, "latent_dist") else encoded.latents
+    return latents * vae.config.scaling_factor
 
 
 def sample_noise(samples: list[_Sample], shape: tuple[int, ...], device, dtype) -> torch.Tensor:
@@ -252,14 +259,16 @@ def denoise(
     return latents
 
 
-def decode(pipe, latents: torch.Tensor, slice_size: int = 4, vae_decode=None) -> list[Image.Image]:
-    """VAE-decode in slices of 4 (at 512 px each picture's decoder activations take ~0.6 GiB in fp16),
-    then diffusers' postprocess arithmetic on the GPU, so only uint8 pixels cross to the host."""
-    if vae_decode is None:
-        vae_decode = lambda z: pipe.vae.decode(z, return_dict=False)[0]  # noqa: E731
+def decode(pipe, latents: torch.Tensor, slice_size: int | None = None, vae_decode=None) -> list[Image.Image]:
+    """VAE-decode in slices (`inference.graphs.decode_slice`: at 512 px each picture's decoder activations
+    take ~0.6 GiB in fp16), then diffusers' postprocess arithmetic on the GPU, so only uint8 pixels cross
+    to the host. `vae_decode`: scaled latents -> pixels (inference.graphs.plain_decoder's contract);
+    default the pipe's VAE."""
+    vae_decode = vae_decode or plain_decoder(pipe.vae)
+    slice_size = slice_size or decode_slice(latents, pipe.vae_scale_factor)
     images: list[Image.Image] = []
     for lo in range(0, len(latents), slice_size):
-        pixels = vae_decode(latents[lo : lo + slice_size] / pipe.vae.config.scaling_factor)
+        pixels = vae_decode(latents[lo : lo + slice_size])
         pixels = ((pixels / 2 + 0.5).clamp(0, 1).float() * 255).round().to(torch.uint8)
         images += [Image.fromarray(a) for a in pixels.permute(0, 2, 3, 1).cpu().numpy()]
     return images
@@ -362,8 +371,9 @@ def stylize_batch(
             )
         ]
         dtype = pipe.unet.dtype
+        tiny = fast_mode.tiny_vae(models) if schedule else None  # fast mode's autoencoder, or None
         # 4: the VAE encode is queued first, so the GPU works while the CPU tokenizes the prompts
-        init = encode_images(pipe, photos, models.device, dtype) if mode == "img2img" else None
+        init = encode_images(pipe, photos, models.device, dtype, tiny) if mode == "img2img" else None
         guided = schedule is None or schedule.guidance > 1
         positive, negative = encode_prompts(pipe, captions, samples, models.device, guided)
         latent_shape = (
@@ -375,7 +385,7 @@ def stylize_batch(
             unet = unet_runner(models)
         else:
             unet = unet_runner(models, fast_mode.fast_unet(models), "fast_unet_graphs")
-        vae_decode = vae_decoder(models)
+        vae_decode = plain_decoder(tiny) if tiny is not None else vae_decoder(models)
         chunk = max(1, max_batch or len(samples))
         pictures: list[Image.Image] = []
         for lo in range(0, len(samples), chunk):  # 5

@@ -37,6 +37,7 @@ class TwinSpec:
     vae: dict
     clip_text: dict
     control: dict
+    taesd: dict  # AutoencoderTiny: fast mode's autoencoder (the `fast_vae` role)
     blip_caption_vision: dict
     blip_vqa_vision: dict
     blip_text: dict  # shared by caption and vqa text towers; encoder_hidden_size set per vision tower
@@ -104,6 +105,12 @@ SPECS: dict[str, TwinSpec] = {
             conditioning_embedding_out_channels=(8, 8, 16, 16),
             **{k: _TINY_UNET_BLOCKS[k] for k in _CONTROL_KEYS},
         ),
+        taesd=dict(
+            encoder_block_out_channels=(8, 8, 8, 8),
+            decoder_block_out_channels=(8, 8, 8, 8),
+            num_encoder_blocks=(1, 1, 1, 1),
+            num_decoder_blocks=(1, 1, 1, 1),
+        ),
         blip_caption_vision=dict(
             hidden_size=32,
             intermediate_size=37,
@@ -156,6 +163,7 @@ SPECS: dict[str, TwinSpec] = {
             conditioning_embedding_out_channels=(16, 32, 96, 256),
             **{k: _SD15_UNET_BLOCKS[k] for k in _CONTROL_KEYS},
         ),
+        taesd={},  # madebyollin/taesd's config is AutoencoderTiny's default
         # BLIP-large: ViT-L/16 at 384 px; blip-vqa-base: ViT-B/16 at 384 px.
         blip_caption_vision=dict(
             hidden_size=1024,
@@ -406,11 +414,23 @@ def build_control(spec: TwinSpec, out: Path, device: str = "cpu") -> None:
     model.save_pretrained(out)
 
 
+def build_taesd(spec: TwinSpec, out: Path, device: str = "cpu") -> None:
+    from diffusers import AutoencoderTiny
+
+    with torch.device(device):
+        _seeded(6)
+        model = AutoencoderTiny(**spec.taesd)
+    if spec.save_dtype != torch.float32:
+        model.to(spec.save_dtype)
+    model.save_pretrained(out)
+
+
 BUILDERS: dict[str, Callable[[TwinSpec, Path, str], None]] = {
     "base": build_base,
     "caption": _build_blip("BlipForConditionalGeneration", "blip_caption_vision", seed=3),
     "vqa": _build_blip("BlipForQuestionAnswering", "blip_vqa_vision", seed=4),
     "control": build_control,
+    "fast_vae": build_taesd,
 }
 
 

@@ -159,6 +159,67 @@ def test_fast_is_few_unguided_steps_on_its_own_unet(tiny_models):
     assert torch.equal(tensors(again), tensors(fast))  # TCD's per-step noise is seeded too
 
 
+@contextlib.contextmanager
+def autoencoder_calls(models) -> Iterator[list[str]]:
+    """Which autoencoder ran, per encode or decode: 'tiny' (fast mode's) or 'full' (the base VAE)."""
+    from inference.fast import tiny_vae
+
+    calls: list[str] = []
+    parts = {"tiny": tiny_vae(models), "full": models.txt2img.vae}
+    hooks = [
+        getattr(vae, part).register_forward_hook(lambda *_, name=f"{name}.{part}": calls.append(name))
+        for name, vae in parts.items()
+        if vae is not None
+        for part in ("encoder", "decoder")
+    ]
+    try:
+        yield calls
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def test_fast_albums_and_portraits_encode_and_decode_with_the_tiny_autoencoder(
+    tiny_models, lora, monkeypatch
+):
+    photo = Image.fromarray(data.astronaut()).resize((160, 128))
+    with autoencoder_calls(tiny_models) as calls:
+        album = stylize(tiny_models, photo, seed=1, fast=True)
+        assert calls == ["tiny.encoder", "tiny.decoder"]  # the photo once, the four pictures in one slice
+        calls.clear()
+        portraits = portrait(tiny_models, lora, "on the moon", n=4, owner="1", fast=True)
+        assert calls == ["tiny.decoder"]
+        calls.clear()
+        stylize(tiny_models, photo, seed=1)
+        assert calls == ["full.encoder", "full.decoder"]  # the normal schedule never touches it
+    assert [im.size for _, im in album.images] == [bucket_for(160, 128, 128)] * 4
+    assert {im.size for im in portraits.images} == {(128, 128)}
+
+    # ARTBOOTH_FAST_TINY_VAE=0: the base VAE, and other pictures from the same latents
+    monkeypatch.setattr(tiny_models.settings, "fast_tiny_vae", False)
+    monkeypatch.setitem(tiny_models._lazy, "fast_vae", None)
+    with autoencoder_calls(tiny_models) as calls:
+        full = stylize(tiny_models, photo, seed=1, fast=True)
+    assert calls == ["full.encoder", "full.decoder"]
+    assert not torch.equal(tensors(full), tensors(album))
+
+
+def test_fast_mode_without_the_tiny_autoencoders_weights_uses_the_full_vae(
+    tiny_settings, tiny_models, caplog
+):
+    from dataclasses import replace
+
+    from inference.fast import tiny_vae
+    from inference.models import ModelSet
+
+    settings = replace(tiny_settings, overrides={"fast_vae": "/nonexistent/taesd"})
+    models = ModelSet(**{**tiny_models.__dict__, "settings": settings, "_lazy": {}})
+    assert tiny_vae(models) is None
+    assert "fast_vae model '/nonexistent/taesd' is not available" in caplog.text
+    photo = Image.fromarray(data.astronaut()).resize((128, 128))
+    assert len(stylize(models, photo, seed=1, fast=True).images) == 4  # painted, not failed
+
+
 def weights(models) -> dict[str, torch.Tensor]:
     """Every weight of both UNets and the shared text encoder, copied."""
     parts = {"unet": models.txt2img.unet, "fast": fast_unet(models), "text": models.txt2img.text_encoder}

@@ -181,3 +181,31 @@ def test_bucketed_batched_path_matches_diffusers_for_a_photo_at_a_bucket_size(ti
     ref = diffusers_picture(tiny_models, tiny_models.img2img, at_bucket, STEPS)
     assert ref.size == (160, 128)
     assert psnr(np.asarray(ref), pixels(ours)[0]) >= 35
+
+
+def test_large_pictures_are_decoded_two_at_a_time_with_the_same_pixels(tiny_models) -> None:
+    """Above 640x512 the VAE decodes two pictures per call (its activations bound the worker's peak memory);
+    the pictures are what one call for all four gives."""
+    import torch
+
+    from inference.graphs import decode_slice
+    from inference.stylize import decode
+
+    def latents(width: int, height: int) -> torch.Tensor:
+        return torch.randn(4, 4, height // 8, width // 8, generator=torch.Generator().manual_seed(0))
+
+    assert [decode_slice(latents(*size)) for size in ((512, 512), (640, 512), (512, 640))] == [4, 4, 4]
+    assert [decode_slice(latents(*size)) for size in ((768, 512), (512, 768), (1024, 1024))] == [2, 2, 2]
+    calls: list[int] = []
+    vae = tiny_models.txt2img.vae
+    hook = vae.decoder.register_forward_hook(lambda m, args, out: calls.append(len(args[0])))
+    try:
+        z = latents(768, 512)
+        sliced = decode(tiny_models.txt2img, z)
+        assert calls == [2, 2] and {im.size for im in sliced} == {(768, 512)}
+        whole = decode(tiny_models.txt2img, z, slice_size=4)
+        assert calls == [2, 2, 4]
+    finally:
+        hook.remove()
+    for a, b in zip(sliced, whole, strict=True):
+        assert np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).max() <= 1
