@@ -27,9 +27,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from bot.listener import Listener
-from contract.kinds import JobKind
+from contract.kinds import ALBUM_KINDS, JobKind
 from jobs.models import Job, JobState
-from jobs.ops_store import ALBUM_KINDS, OpsStore, Snapshot
+from jobs.ops_store import OpsStore, Snapshot
 
 log = logging.getLogger("artbooth.bot.metrics")
 

@@ -28,6 +28,9 @@ class JobKind(StrEnum):
 INTERACTIVE_PRIORITY = 10
 TRAIN_PRIORITY = 0
 INTERACTIVE_KINDS = (JobKind.STYLIZE, JobKind.PORTRAIT, JobKind.POSE)
+# A finished job of these kinds reaches its user as an album of pictures (bot/delivery.py), so /stats and
+# the artbooth_albums_delivered metric count it: jobs/ops_store.py and bot/metrics.py both read this.
+ALBUM_KINDS = (JobKind.STYLIZE, JobKind.PORTRAIT, JobKind.POSE)
 
 # Selfies for a personal model: the bot collects MIN..MAX, the trainer refuses fewer than MIN usable ones.
 MIN_SELFIES = 3

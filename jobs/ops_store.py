@@ -12,11 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract.kinds import JobKind
+from contract.kinds import ALBUM_KINDS
 from jobs.aio import AsyncDb, fetch_all
 from jobs.workers import WorkerRow, all_workers
-
-ALBUM_KINDS = (JobKind.STYLIZE.value, JobKind.PORTRAIT.value)  # the kinds whose result is an album
 
 
 @dataclass(frozen=True)

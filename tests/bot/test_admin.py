@@ -10,6 +10,7 @@ from tests.bot.conftest import make_photo
 from tests.bot.fake_telegram import FakeTelegram, TgUser
 from tests.bot.served import ServedBot
 from tests.bot.test_delivery import delivered, finish
+from tests.bot.test_pose_flow import finish_pose, pose_job
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -53,13 +54,16 @@ async def test_admin_commands_work_for_admins_and_are_unknown_to_others(app, tel
 
     finish(app, job)
     await delivered(app, telegram, job)
+    pose = await pose_job(app, telegram, USER, make_photo())  # /pose's four portraits are an album too
+    finish_pose(app, pose)
+    await delivered(app, telegram, pose)
     stats = await say(app, telegram, ADMIN, text="/stats")
-    assert "Users: 2" in stats and "Albums: 1 today (UTC), 1 in all" in stats
+    assert "Users: 2" in stats and "Albums: 2 today (UTC), 2 in all" in stats
     assert "Queue: 0 waiting, 0 running" in stats and "Failures in the last 24 h: none" in stats
-    assert "• stylize: p50 " in stats and "(1 jobs)" in stats
+    assert "• pose: p50 " in stats and "• stylize: p50 " in stats and stats.count("(1 jobs)") == 2
     assert (await say(app, telegram, ADMIN, text="/queue")) == "The queue is empty."
     stats_ru = await say(app, telegram, ADMIN_RU, text="/stats")
-    assert "Пользователей: 3" in stats_ru and "Альбомов: 1 сегодня (UTC), 1 всего" in stats_ru
+    assert "Пользователей: 3" in stats_ru and "Альбомов: 2 сегодня (UTC), 2 всего" in stats_ru
 
 
 async def test_a_blocked_users_photo_is_not_queued(app, telegram):

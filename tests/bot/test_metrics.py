@@ -1,4 +1,4 @@
-"""/metrics: the text format, counters that move with deliveries, failures and Telegram's refusals, and the
+"""/metrics: the text format, counters that move with deliveries (albums of every kind), failures and Telegram's refusals, and the
 workers' heartbeat rows read across processes' boundary (through the database)."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from tests.bot.conftest import make_photo
 from tests.bot.fake_telegram import FakeTelegram, TgUser
 from tests.bot.served import ServedBot, free_port, metric
 from tests.bot.test_delivery import delivered, fail, finish
+from tests.bot.test_pose_flow import finish_pose, pose_job
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -35,7 +36,8 @@ async def test_metrics_serve_the_text_format_and_move_with_albums_and_failures(
         content_type, body = await app.scrape()
         assert content_type.startswith("text/plain") and "version=" in content_type
         assert "# TYPE artbooth_albums_delivered_total counter" in body
-        assert metric(body, "artbooth_albums_delivered_total", kind="stylize") == 0
+        for kind in ("stylize", "portrait", "pose"):  # every kind that delivers an album has its series
+            assert metric(body, "artbooth_albums_delivered_total", kind=kind) == 0
         assert metric(body, "artbooth_jobs_running", kind="train") == 0  # trainings running
 
         job = await photo_job(app, telegram)
@@ -60,6 +62,13 @@ async def test_metrics_serve_the_text_format_and_move_with_albums_and_failures(
         assert (await delivered(app, telegram, job))["state"] == "sent"
         _, body = await app.scrape()
         assert metric(body, "artbooth_job_failures_total", kind="stylize", code="image_too_small") == 1
+        assert metric(body, "artbooth_albums_delivered_total", kind="stylize") == 1
+
+        pose = await pose_job(app, telegram, USER, make_photo())
+        finish_pose(app, pose)
+        assert (await delivered(app, telegram, pose))["state"] == "sent"
+        _, body = await app.scrape()
+        assert metric(body, "artbooth_albums_delivered_total", kind="pose") == 1
         assert metric(body, "artbooth_albums_delivered_total", kind="stylize") == 1
     finally:
         await app.stop()

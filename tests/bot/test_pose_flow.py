@@ -17,6 +17,7 @@ from PIL import Image
 
 from contract.kinds import JobKind, TrainRequest
 from jobs.queue import JobQueue
+from jobs.training_store import TrainingStore
 from tests.bot.conftest import InProcessBot, make_photo
 from tests.bot.fake_telegram import FakeTelegram, TgUser
 from tests.bot.processes import BotProcess
@@ -58,7 +59,32 @@ async def give_lora(app: InProcessBot, telegram: FakeTelegram, user: TgUser) -> 
     lora = app.settings.data_dir / "loras" / str(user.id) / "lora.safetensors"
     lora.parent.mkdir(parents=True, exist_ok=True)
     lora.write_bytes(b"weights")
-    await app.dispatcher["training"].set_lora(user.id, f"loras/{user.id}/lora.safetensors", "woman", "sks")
+    training = TrainingStore(app.db, app.settings.data_dir)  # also for a ServedBot, which keeps no dispatcher
+    await training.set_lora(user.id, f"loras/{user.id}/lora.safetensors", "woman", "sks")
+
+
+async def pose_job(app: InProcessBot, telegram: FakeTelegram, user: TgUser, reference: bytes) -> int:
+    """The id of the pose job that /pose and then a reference queue for the user (given a model first)."""
+    await give_lora(app, telegram, user)
+    await say(app, telegram, user, text="/pose")
+    update_id = await say(app, telegram, user, photo=reference)
+    return app.sql("SELECT id FROM jobs WHERE dedup_key = ?", (f"tg:{update_id}",))[0]["id"]
+
+
+def finish_pose(app: InProcessBot, job_id: int) -> None:
+    """Play the worker: claim the pose job and finish it with four pictures."""
+    worker = JobQueue(app.settings.db_path, worker_id="test-worker")
+    try:
+        claimed = worker.claim((JobKind.POSE.value,))
+        assert claimed is not None and claimed.id == job_id
+        results = app.settings.data_dir / "results" / str(job_id)
+        results.mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (64, 64), (i * 60, 90, 90)).save(results / f"0{i}.jpg")
+        images = [{"path": f"results/{job_id}/0{i}.jpg"} for i in range(4)]
+        worker.finish(job_id, {"prompt": "p", "caption": "a man <waving>", "images": images, "seed": 1})
+    finally:
+        worker.close()
 
 
 # -- in-process -----------------------------------------------------------------------------------------
@@ -112,20 +138,12 @@ async def test_pose_then_a_reference_queues_a_pose_job_and_delivers_four(app, te
     await say(app, telegram, user, photo=references["person"])
     assert len(pose_jobs(app, user)) == 1 and app.sql("SELECT 1 FROM jobs WHERE kind = 'stylize'")
 
-    worker = JobQueue(app.settings.db_path, worker_id="test-worker")
-    claimed = worker.claim(("pose",))
-    results = app.settings.data_dir / "results" / str(claimed.id)
-    results.mkdir(parents=True)
-    for i in range(4):
-        Image.new("RGB", (64, 64), (i * 60, 90, 90)).save(results / f"0{i}.jpg")
-    images = [{"path": f"results/{claimed.id}/0{i}.jpg"} for i in range(4)]
-    worker.finish(claimed.id, {"prompt": "p", "caption": "a man <waving>", "images": images, "seed": 1})
+    finish_pose(app, job["id"])
     album = await telegram.await_for(
         lambda: telegram.sent("sendMediaGroup", chat_id=user.id), 10, "the album"
     )
     media = album[0].params["media"]
     assert len(media) == 4 and media[0]["caption"] == "🕺 as a knight\n<i>a man &lt;waving&gt;</i>"
-    worker.close()
 
 
 async def test_a_photo_captioned_pose_is_a_reference_and_a_faceless_one_gets_a_tip(app, telegram, references):

@@ -1,10 +1,13 @@
-"""The operator's queries: /stats' percentiles and failure counts over real rows."""
+"""The operator's queries: /stats' album counts, percentiles and failure counts over real rows."""
 
 from __future__ import annotations
+
+import time
 
 from jobs import JobQueue
 from jobs.aio import open_db
 from jobs.ops_store import OpsStore, percentile
+from jobs.store import BotStore
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -44,3 +47,30 @@ async def test_stats_latency_over_the_last_hour_and_failures_by_code(db) -> None
     assert abs(stylize.p50_s - 5) < 0.01 and abs(stylize.p95_s - 10) < 0.01
     assert list(stats.failures.items()) == [("no_face", 2), ("internal", 1)]
     assert stats.queued == {"train": 1} and stats.running == {}
+
+
+async def test_stats_count_the_sent_albums_of_every_kind_that_paints_one(db) -> None:
+    queue = JobQueue(db, worker_id="w")
+    sent = []
+    for kind in ("stylize", "portrait", "pose", "train"):  # a training's answer is a message, not an album
+        sent.append(queue.enqueue(kind, user_id=1))
+        queue.finish(queue.claim().id, {})
+    sent.append(queue.enqueue("pose", user_id=1))
+    queue.fail(queue.claim().id, "no_face", "test")  # its answer says what went wrong
+    unsent = queue.enqueue("pose", user_id=1)  # done, its album not sent yet
+    queue.finish(queue.claim().id, {})
+    queue.close()
+
+    conn = await open_db(db)
+    try:
+        store = BotStore(conn)
+        for job_id in [*sent, unsent]:
+            await store.add_delivery(job_id, None)
+        for job_id in sent:
+            await store.mark_sent(job_id, [job_id])
+        stats = await OpsStore(conn).stats()
+        tomorrow = await OpsStore(conn).stats(now=time.time() + 86400)
+    finally:
+        await conn.close()
+    assert (stats.albums_today, stats.albums_total) == (3, 3)  # the stylize, portrait and pose albums
+    assert (tomorrow.albums_today, tomorrow.albums_total) == (0, 3)
