@@ -9,7 +9,10 @@ ARTBOOTH_CLAIM_BATCH jobs are claimed at once (one statement); those whose photo
 bucket (and steps, mode and schedule) are painted with it in one `stylize_batch` call, up to ARTBOOTH_BATCH_PHOTOS
 photos, each with its own seeds (the same pictures as alone), and the rest go straight back to the queue
 unspent (`unclaim`). So a batch is only ever what is painted together: no job waits, claimed, behind
-another bucket's batch, which would make job times uneven (p95 against p50).
+another bucket's batch, which would make job times uneven (p95 against p50). Normal albums default to one
+photo and one claim (opt-in: in the H200's four-aspect drain batches never formed and their shapes doubled
+the start's warm-up); fast albums to ARTBOOTH_FAST_BATCH_PHOTOS=2 among ARTBOOTH_FAST_CLAIM_BATCH=8, since
+they come in bursts and at three steps the caption and fixed costs weigh as much as the UNet.
 
 A job of another kind claimed while looking ahead is handed back to the worker's loop, so portraits and
 training are not passed over. A failed batch is retried job by job through the worker's own path (with
@@ -103,7 +106,9 @@ class StylizeBatches:
         return self._claim_more([job], min_priority)
 
     def _claim_more(self, jobs: list[Job], min_priority: int | None) -> _Ahead:
-        want = self.settings.claim_batch - len(jobs)
+        fast = bool(jobs[0].payload.get("fast"))  # fast albums batch by default (settings.fast_batch_photos)
+        limit = self.settings.fast_batch_photos if fast else self.settings.batch_photos
+        want = (self.settings.fast_claim_batch if fast else self.settings.claim_batch) - len(jobs)
         if want > 0:
             jobs = jobs + self._queue().claim_many(want, ("stylize",), min_priority=jobs[0].priority)
         ready: list[PreparedStylize] = []
@@ -116,7 +121,7 @@ class StylizeBatches:
                 self.worker.settle_error(ctx, error, self._queue())
                 failed += 1
                 continue
-            if not ready or (prepared.key == ready[0].key and len(ready) < self.settings.batch_photos):
+            if not ready or (prepared.key == ready[0].key and len(ready) < limit):
                 ready.append(prepared)
             else:  # another bucket: back to the queue for the next look-ahead, its wait not counted
                 self._queue().unclaim(job.id)
@@ -126,7 +131,7 @@ class StylizeBatches:
     def _paint_all(self, batch: list[PreparedStylize]) -> None:
         heartbeat = self.worker.heartbeat([p.ctx for p in batch])
         try:
-            self._paint(batch)  # one bucket, at most ARTBOOTH_BATCH_PHOTOS photos (see _claim_more)
+            self._paint(batch)  # one bucket and schedule, at most (ARTBOOTH_FAST_)BATCH_PHOTOS photos
         finally:
             heartbeat.stop()
 

@@ -14,7 +14,6 @@ layer (eager: four fast portraits took 0.578 s of H200 time with the two adapter
 from __future__ import annotations
 
 import contextlib
-import inspect
 import re
 import time
 import zlib
@@ -268,7 +267,7 @@ def paint_text2img(
     UNet's, inference/pose.py). `eta`: the pipeline's `eta`, for a scheduler whose step takes one (TCD's
     gamma). `vae_decode`: another decoder than the worker's VAE (fast mode's tiny one)."""
     from inference.graphs import unet_runner, vae_decoder
-    from inference.stylize import _Sample, decode, denoise, make_groups
+    from inference.stylize import _Sample, decode, denoise, make_groups, step_kwargs
 
     pipe = models.txt2img
     device = models.device
@@ -302,22 +301,13 @@ def paint_text2img(
                 for generator in generators
             ]
             groups[0].latents = torch.cat(noise) * groups[0].scheduler.init_noise_sigma
-            groups[0].step_kwargs = _step_kwargs(groups[0].scheduler, generators, eta)
+            groups[0].step_kwargs = step_kwargs(groups[0].scheduler, generators, eta)
             scale = torch.full((count,), guidance, device=device, dtype=positive.dtype)
             part = slice(lo, lo + count)
             uncond = negative_embeds[part] if guided else None
             latents = denoise(unet, groups, timesteps, positive[part], uncond, scale)
             images += decode(pipe, latents, vae_decode=vae_decode)
     return images
-
-
-def _step_kwargs(scheduler, generators: list[torch.Generator], eta: float) -> dict[str, Any]:
-    """diffusers' `prepare_extra_step_kwargs`: `eta` and the generators, for a step that takes them."""
-    accepts = inspect.signature(scheduler.step).parameters
-    kwargs: dict[str, Any] = {"eta": eta} if "eta" in accepts else {}
-    if "generator" in accepts:
-        kwargs["generator"] = generators
-    return kwargs
 
 
 def user_lora_path(data_dir: Path, user_id: int | str) -> Path:

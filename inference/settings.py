@@ -34,6 +34,12 @@ class InferenceSettings(SharedSettings):
     batch_photos: int = 1  # ARTBOOTH_BATCH_PHOTOS: photos of one bucket painted in one UNet batch
     # ARTBOOTH_CLAIM_BATCH: stylize jobs claimed at once (those of other buckets go back)
     claim_batch: int = 1
+    # Fast albums are batched across users by default: they come in bursts (fast mode switches on when the
+    # queue is long), and at three UNet steps the caption and the fixed costs weigh as much as the steps.
+    # ARTBOOTH_FAST_BATCH_PHOTOS photos of one bucket per batch, found among ARTBOOTH_FAST_CLAIM_BATCH claimed
+    # at once (four phone aspects: about a quarter share a bucket).
+    fast_batch_photos: int = 2
+    fast_claim_batch: int = 8
     warmup: bool = True  # ARTBOOTH_WARMUP: prepare every bucket's shapes when the worker starts (CUDA)
     pipeline: bool = True  # ARTBOOTH_PIPELINE: decode the next photos and write pictures on threads
     fuse_lora: bool = True  # ARTBOOTH_FUSE_LORA: portraits fuse the user's LoRA into the graphed UNets
@@ -58,6 +64,8 @@ class InferenceSettings(SharedSettings):
             buckets=_flag(env, "ARTBOOTH_BUCKETS", True),
             batch_photos=max(1, int(env.get("ARTBOOTH_BATCH_PHOTOS") or 1)),
             claim_batch=max(1, int(env.get("ARTBOOTH_CLAIM_BATCH") or 1)),
+            fast_batch_photos=max(1, int(env.get("ARTBOOTH_FAST_BATCH_PHOTOS") or 2)),
+            fast_claim_batch=max(1, int(env.get("ARTBOOTH_FAST_CLAIM_BATCH") or 8)),
             warmup=_flag(env, "ARTBOOTH_WARMUP", True),
             pipeline=_flag(env, "ARTBOOTH_PIPELINE", True),
             fuse_lora=_flag(env, "ARTBOOTH_FUSE_LORA", True),

@@ -27,6 +27,7 @@ carry the work are compiled at the worker's start (inference/graphs.py).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -169,18 +170,32 @@ def encode_images(
     return latents * vae.config.scaling_factor
 
 
-def sample_noise(samples: list[_Sample], shape: tuple[int, ...], device, dtype) -> torch.Tensor:
-    """One generator per picture, on the CPU: the same seed gives the same noise on any device or batch.
+def sample_generators(samples: list[_Sample]) -> list[torch.Generator]:
+    """One CPU generator per picture, seeded with its seed: its initial noise, then (a scheduler that adds
+    noise at each step: fast mode's TCD) its step noise, as diffusers' pipelines use `generator=[...]`.
+    So a picture is the same whatever batch or chunk it is painted in."""
+    return [torch.Generator("cpu").manual_seed(s.seed) for s in samples]
+
+
+def sample_noise(generators: list[torch.Generator], shape: tuple[int, ...], device, dtype) -> torch.Tensor:
+    """The pictures' initial noise, one row per generator, on the CPU: the same seed gives the same noise
+    on any device or batch.
 
     Drawn in `dtype`, as diffusers' `randn_tensor` draws it for a CPU generator: torch's CPU normal sampler
     has a half-precision path of its own (torch 2.11 on the H200 host: not fp32 noise rounded), and
     drawing fp32 then casting made every fp16 picture differ from plain diffusers' (13.4 dB PSNR).
     """
-    noise = [
-        torch.randn((1, *shape), generator=torch.Generator("cpu").manual_seed(s.seed), dtype=dtype)
-        for s in samples
-    ]
+    noise = [torch.randn((1, *shape), generator=g, dtype=dtype) for g in generators]
     return torch.cat(noise).to(device=device)
+
+
+def step_kwargs(scheduler, generators: list[torch.Generator], eta: float) -> dict:
+    """diffusers' `prepare_extra_step_kwargs`: `eta` and the generators, for a step that takes them."""
+    accepts = inspect.signature(scheduler.step).parameters
+    kwargs: dict = {"eta": eta} if "eta" in accepts else {}
+    if "generator" in accepts:
+        kwargs["generator"] = generators
+    return kwargs
 
 
 @dataclass
@@ -191,7 +206,7 @@ class _Group:
     scheduler: object
     start: int  # index into the full timestep grid where this group enters
     latents: torch.Tensor | None = None
-    step_kwargs: dict = field(default_factory=dict)  # more arguments of its scheduler's step (generators)
+    step_kwargs: dict = field(default_factory=dict)  # more arguments of its scheduler's step (`step_kwargs`)
 
 
 def make_groups(pipe, samples: list[_Sample], steps: int, device) -> tuple[list[_Group], torch.Tensor]:
@@ -285,14 +300,18 @@ def run_chunk(
     steps: int,
     on_step: Callable[[int, int], object] | None = None,
     vae_decode=None,
+    eta: float = 0.0,
 ) -> list[Image.Image]:
-    """Denoise and decode `samples`; `init_latents` holds one row per photo (`sample.photo` picks it)."""
+    """Denoise and decode `samples`; `init_latents` holds one row per photo (`sample.photo` picks it).
+    `eta`: for a scheduler whose step takes one (fast mode's TCD: its gamma)."""
     device, dtype = positive.device, positive.dtype
     if init_latents is None:  # text2img: every sample starts from pure noise
         samples = [_Sample(s.style, s.seed, 1.0, s.guidance, s.photo) for s in samples]
     groups, timesteps = make_groups(pipe, samples, steps, device)
-    noise = sample_noise(samples, latent_shape, device, dtype)
+    generators = sample_generators(samples)
+    noise = sample_noise(generators, latent_shape, device, dtype)
     for g in groups:
+        g.step_kwargs = step_kwargs(g.scheduler, [generators[i] for i in g.index], eta)
         if init_latents is None:
             g.latents = noise[g.index] * g.scheduler.init_noise_sigma
         else:
@@ -401,6 +420,7 @@ def stylize_batch(
                 steps,
                 on_step,
                 vae_decode,
+                schedule.eta if schedule else 0.0,
             )
     seconds = time.perf_counter() - started
     results = [StylizeResult(captions[p], [], seconds, fast) for p in range(len(items))]

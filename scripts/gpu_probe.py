@@ -9,6 +9,8 @@ part does not stop the others). MODELS=sd15-random python scripts/gpu_probe.py O
 - the caption's parts: the processor (CPU), the vision pass, the greedy decoder;
 - `stages`: where an album's time goes, stage by stage (prepare, caption, encode, prompts, denoise, decode),
   on the normal and the fast schedule, each stage between two synchronizations;
+- `drain`: a fast-album drain by an in-process worker (four aspects, 1600 px JPEGs): where each thread's
+  time goes (painting on the main thread, preparing on the look-ahead thread, writing on the writer);
 - `memory`: what the largest bucket (768x512) adds to the peak: the eager UNet at batch 8, its graph's
   pool, the VAE decode of four and of two pictures.
 
@@ -313,6 +315,72 @@ def memory_part():
         graphed(x, t, e)
     torch.cuda.synchronize()
     out["graph_b8_768x512_reserved_added"] = round((torch.cuda.memory_reserved() - before) / gib, 3)
+    return out
+
+
+@part("drain")
+def drain_part():
+    import tempfile
+    import threading
+    from collections import defaultdict
+    from pathlib import Path
+
+    import inference.batch_runner as runner
+    import inference.stylize as stylize_module
+    from inference.bench_queue import queue_photos
+    from inference.worker import Worker
+
+    spent: dict[str, float] = defaultdict(float)
+
+    def timed(name, fn):
+        def run(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[f"{name}@{threading.current_thread().name.split('_')[0]}"] += (
+                    time.perf_counter() - started
+                )
+
+        return run
+
+    real = stylize_module.stylize_batch, runner.prepare_stylize, runner.write_stylize
+
+    def paint(models, items, **kwargs):
+        spent["photos_per_batch_sum"] += len(items)
+        spent["batches"] += 1
+        return real[0](models, items, **kwargs)
+
+    stylize_module.stylize_batch = timed("paint", paint)
+    runner.prepare_stylize = timed("prepare", real[1])
+    runner.write_stylize = timed("write", real[2])
+    out = {}
+    try:
+        for n in (8, 64):  # the first drain captures the fast shapes; the second is measured
+            spent.clear()
+            with tempfile.TemporaryDirectory() as tmp:
+                data_dir = Path(tmp)
+                photos = queue_photos(data_dir / "uploads" / "1", n, [(4, 3), (3, 4), (1, 1), (16, 9)])
+                worker = Worker(
+                    InferenceSettings(data_dir=data_dir, models=settings.models, device="cuda"),
+                    models=models,
+                    idle_min_s=0.001,
+                )
+                for i, path in enumerate(photos):
+                    worker.queue.enqueue("stylize", {"image": path, "fast": True}, user_id=i, priority=10)
+                started = time.perf_counter()
+                done = 0
+                while done < n:
+                    done += worker.run_pending()
+                wall = time.perf_counter() - started
+                worker.queue.close()
+            out[f"n{n}"] = {
+                "wall_s": round(wall, 3),
+                "albums_per_hour": round(3600 * n / wall),
+                **{k: round(v, 3) for k, v in sorted(spent.items())},
+            }
+    finally:
+        stylize_module.stylize_batch, runner.prepare_stylize, runner.write_stylize = real
     return out
 
 

@@ -114,3 +114,35 @@ def test_a_bad_photo_fails_alone_and_a_portrait_is_not_passed_over(uploads: Path
     assert states[bad].error_code == "not_an_image"
     assert states[portrait].state is JobState.FAILED  # it ran, in its turn: before `later`
     assert states[portrait].finished_at <= states[later].finished_at
+
+
+def test_fast_albums_of_one_bucket_share_a_batch_by_default_with_the_pictures_they_would_get_alone(
+    uploads: Path, tiny_models, calls: list[int]
+) -> None:
+    """Fast mode comes in bursts: its albums batch across users without any setting (two per batch among
+    eight claimed), and TCD's step noise comes from each picture's own generator, so batched or alone the
+    pictures are the same."""
+
+    def fast(queue: JobQueue, name: str, user: int) -> int:
+        payload = {"image": f"uploads/1/{name}", "seed": user, "fast": True}
+        return queue.enqueue("stylize", payload, user_id=user)
+
+    worker = Worker(InferenceSettings(data_dir=uploads, models="tiny", device="cpu"), models=tiny_models)
+    assert (worker.settings.batch_photos, worker.settings.claim_batch) == (1, 1)  # normal albums: opt-in
+    ids = [fast(worker.queue, name, user) for user, name in enumerate(("a.jpg", "c.jpg", "b.jpg"), 1)]
+    assert worker.run_pending() == 3
+    assert sorted(calls) == [1, 2]  # a and b (one bucket) together, c alone
+    jobs = [worker.queue.get(i) for i in ids]
+    assert all(job.state is JobState.DONE and job.result["fast"] for job in jobs)
+
+    alone_dir = uploads / "alone"
+    alone_dir.mkdir()
+    (alone_dir / "uploads").symlink_to(uploads / "uploads", target_is_directory=True)
+    alone = Worker(
+        InferenceSettings(data_dir=alone_dir, models="tiny", device="cpu", fast_batch_photos=1),
+        models=tiny_models,
+    )
+    again = fast(alone.queue, "b.jpg", 3)
+    alone.run_pending()
+    diff = np.abs(pictures(uploads, jobs[2]) - pictures(alone_dir, alone.queue.get(again)))
+    assert diff.max() <= 2, diff.max()
