@@ -151,7 +151,7 @@ SELECT
   (SELECT AVG(finished_at - started_at) FROM (SELECT finished_at, started_at FROM jobs
      WHERE state = 'done' {kinds} AND {fast}
      ORDER BY id DESC LIMIT 20) AS recent_fast) AS fast_s,
-  (SELECT COUNT(DISTINCT worker) FROM jobs WHERE state = 'running') AS workers
+  (SELECT COUNT(*) FROM jobs WHERE state = 'running' {kinds}) AS running
 """
 
 # Is the job's payload marked fast? The payload is JSON text; each engine reads a field its own way.

@@ -2,8 +2,12 @@
 
 Estimated from what the queue holds, so it works on tiny models and on a GPU alike: the unfinished
 interactive jobs of each schedule, times the mean run time (started_at → finished_at) of that schedule's
-recently finished jobs, shared among the workers running them. Before any job of a schedule has finished,
-`DEFAULT_ALBUM_S` stands in for a normal one and `FAST_SHARE` of a normal one for a fast one.
+recently finished jobs, divided by the interactive jobs running now. That divisor is Little's law
+(throughput = jobs in progress / time each spends in progress): a worker holds several jobs at once (the
+batch it paints and the next one, claimed and decoded ahead; fast albums two to a batch), and each job's
+run time spans them, so dividing by the number of workers instead counted every album two to four times
+over. Before any job of a schedule has finished, `DEFAULT_ALBUM_S` stands in for a normal one and
+`FAST_SHARE` of a normal one for a fast one.
 
 Already queued jobs count with the schedule they were queued with, so under a burst the estimate falls
 as the queue fills with quick albums, and new albums go back to the normal schedule by themselves once
@@ -27,12 +31,12 @@ class QueueLoad:
     fast_jobs: int  # ... on the fast one
     normal_s: float | None  # mean run time of recent finished normal jobs; None: none yet
     fast_s: float | None
-    workers: int  # distinct workers running a job now
+    running: int  # interactive jobs in progress now, over all workers
 
     @classmethod
     def from_row(cls, row: Any) -> QueueLoad:
-        normal_jobs, fast_jobs, normal_s, fast_s, workers = tuple(row)
-        return cls(int(normal_jobs), int(fast_jobs), normal_s, fast_s, int(workers))
+        normal_jobs, fast_jobs, normal_s, fast_s, running = tuple(row)
+        return cls(int(normal_jobs), int(fast_jobs), normal_s, fast_s, int(running))
 
     def per_job_s(self) -> tuple[float, float]:
         """(normal, fast) seconds per job: measured where possible, else derived from the other."""
@@ -43,7 +47,7 @@ class QueueLoad:
 def expected_wait_s(load: QueueLoad) -> float:
     """Seconds until a job queued now would start (its own run time not included)."""
     normal, fast = load.per_job_s()
-    return (load.normal_jobs * normal + load.fast_jobs * fast) / max(1, load.workers)
+    return (load.normal_jobs * normal + load.fast_jobs * fast) / max(1, load.running)
 
 
 def burst(wait_s: float, threshold_s: float) -> bool:
