@@ -58,3 +58,22 @@ def fit_to_bucket(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     left, top = (w - cw) // 2, (h - ch) // 2
     cropped = image.crop((left, top, left + cw, top + ch))
     return cropped.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def fit_image(image: Image.Image, resolution: int, use_buckets: bool = True) -> Image.Image:
+    """The photo as RGB at its shape bucket, or at its own aspect with ARTBOOTH_BUCKETS=0."""
+    from contract.images import prepare_for_sd
+
+    image = image.convert("RGB")
+    if use_buckets:
+        return fit_to_bucket(image, bucket_for(*image.size, resolution))
+    return prepare_for_sd(image, short_side=resolution, max_long_side=resolution * 3 // 2)
+
+
+def decode_and_fit(data: bytes, resolution: int, use_buckets: bool = True) -> Image.Image:
+    """An upload's bytes decoded (or a JobError: not a photo, too small, too big) and fitted: the CPU half of
+    preparing a stylize job, torch-free and picklable, so the worker can run it in a decode process
+    (inference/batch_runner.py)."""
+    from contract.images import load_photo
+
+    return fit_image(load_photo(data), resolution, use_buckets)

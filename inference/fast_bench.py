@@ -69,7 +69,7 @@ def queue_drain(models, photo, albums: int) -> float:
         while done < albums:
             done += worker.run_pending()
         seconds = time.perf_counter() - started
-        worker.queue.close()
+        worker.close()
     return seconds
 
 

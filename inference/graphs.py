@@ -33,17 +33,17 @@ import torch
 
 log = logging.getLogger(__name__)
 COMPILED_UNET_BATCH = 8  # the UNet shapes worth a compile: four pictures with guidance and up
-# Pictures per VAE decoder call: an album's four at once up to 640x512, two at a time above. An eager
-# decode of four 768x512 pictures holds about 3 GiB of activations (half again 512x512's), and with
-# graphs off the caching allocator keeps it reserved: the worker's peak on the four-aspect drain was
-# 10.8 GiB reserved against 10 allowed (docs/benchmarks.md).
-DECODE_SLICE_PIXELS = 4 * 640 * 512
+# Pixels per VAE decoder call: two pictures at any bucket (four at the tiny models' size). An eager decode
+# holds about 0.75 GiB of activations per 512x512 picture in fp16 (H200: four 512x512 pictures +2.0 GiB,
+# two 768x512 +1.5, four 768x512 +3.0), and that transient decides the worker's peak: with /pose's
+# ControlNet and fast mode's UNet resident it reached 10.2 GiB reserved against 10 allowed with four.
+DECODE_SLICE_PIXELS = 2 * 768 * 512
 
 
 def decode_slice(latents: torch.Tensor, vae_scale_factor: int = 8) -> int:
-    """How many pictures of these latents' size one decoder call takes: 4, or 2 above 640x512."""
+    """How many pictures of these latents' size one decoder call takes (4, 2 or 1)."""
     pixels = latents.shape[-2] * latents.shape[-1] * vae_scale_factor**2
-    return 4 if 4 * pixels <= DECODE_SLICE_PIXELS else 2
+    return next((n for n in (4, 2) if n * pixels <= DECODE_SLICE_PIXELS), 1)
 
 
 _preparing = contextvars.ContextVar("artbooth_preparing_shapes", default=False)

@@ -21,7 +21,7 @@ class InferenceSettings(SharedSettings):
     overrides: dict[str, str] = field(default_factory=dict)  # role -> hub id or local dir
     # GPU speed switches (docs/benchmarks.md says what each measured)
     cuda_graphs: bool = True  # ARTBOOTH_CUDA_GRAPHS: replay the UNet and BLIP decoding as CUDA graphs
-    # ARTBOOTH_COMPILE: torch.compile the UNet's batch-8 shape and the VAE decoder's four-picture shape of each
+    # ARTBOOTH_COMPILE: torch.compile the UNet's batch-8 shape and the VAE decoder's two-picture shape of each
     # bucket, at the worker's start (inference/graphs.py). On an H200: +33% albums/hour, peak 7.6 instead of
     # 10.8 GiB reserved, but the worker starts in 88 s with a warm cache and 8.2 min on a new machine
     # (against 35 s): off by default, on for a long-running GPU worker (docs/benchmarks.md).
@@ -40,6 +40,10 @@ class InferenceSettings(SharedSettings):
     # at once (four phone aspects: about a quarter share a bucket).
     fast_batch_photos: int = 2
     fast_claim_batch: int = 8
+    # ARTBOOTH_DECODE_PROCESSES: processes decoding the next photos beside the painting thread (inference/
+    # batch_runner.py); None: 2 on CUDA, 0 (the look-ahead thread decodes) on CPU, where the GIL is no
+    # bottleneck and a spawned process would cost a test more than it saves
+    decode_processes: int | None = None
     warmup: bool = True  # ARTBOOTH_WARMUP: prepare every bucket's shapes when the worker starts (CUDA)
     pipeline: bool = True  # ARTBOOTH_PIPELINE: decode the next photos and write pictures on threads
     fuse_lora: bool = True  # ARTBOOTH_FUSE_LORA: portraits fuse the user's LoRA into the graphed UNets
@@ -66,6 +70,9 @@ class InferenceSettings(SharedSettings):
             claim_batch=max(1, int(env.get("ARTBOOTH_CLAIM_BATCH") or 1)),
             fast_batch_photos=max(1, int(env.get("ARTBOOTH_FAST_BATCH_PHOTOS") or 2)),
             fast_claim_batch=max(1, int(env.get("ARTBOOTH_FAST_CLAIM_BATCH") or 8)),
+            decode_processes=None
+            if env.get("ARTBOOTH_DECODE_PROCESSES") in (None, "")
+            else max(0, int(env["ARTBOOTH_DECODE_PROCESSES"])),
             warmup=_flag(env, "ARTBOOTH_WARMUP", True),
             pipeline=_flag(env, "ARTBOOTH_PIPELINE", True),
             fuse_lora=_flag(env, "ARTBOOTH_FUSE_LORA", True),

@@ -35,9 +35,8 @@ from dataclasses import dataclass, field
 import torch
 from PIL import Image
 
-from contract.images import prepare_for_sd
 from contract.styles import ARTISTS, STYLES, StylePreset
-from inference.buckets import bucket_for, fit_to_bucket
+from inference.buckets import fit_image
 from inference.captioner import FALLBACK_CAPTION
 from inference.graphs import decode_slice, plain_decoder, unet_runner, vae_decoder
 from jobs.errors import BAD_REQUEST, JobError
@@ -80,11 +79,7 @@ class _Sample:
 
 def prepare_image(models, image: Image.Image) -> Image.Image:
     """The photo at its shape bucket (default), or at its own aspect with ARTBOOTH_BUCKETS=0."""
-    res = models.resolution
-    image = image.convert("RGB")
-    if getattr(models.settings, "buckets", True):
-        return fit_to_bucket(image, bucket_for(*image.size, res))
-    return prepare_for_sd(image, short_side=res, max_long_side=res * 3 // 2)
+    return fit_image(image, models.resolution, getattr(models.settings, "buckets", True))
 
 
 # 2. caption -------------------------------------------------------------------------------------------
@@ -276,7 +271,7 @@ def denoise(
 
 def decode(pipe, latents: torch.Tensor, slice_size: int | None = None, vae_decode=None) -> list[Image.Image]:
     """VAE-decode in slices (`inference.graphs.decode_slice`: at 512 px each picture's decoder activations
-    take ~0.6 GiB in fp16), then diffusers' postprocess arithmetic on the GPU, so only uint8 pixels cross
+    take ~0.75 GiB in fp16), then diffusers' postprocess arithmetic on the GPU, so only uint8 pixels cross
     to the host. `vae_decode`: scaled latents -> pixels (inference.graphs.plain_decoder's contract);
     default the pipe's VAE."""
     vae_decode = vae_decode or plain_decoder(pipe.vae)

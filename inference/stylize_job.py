@@ -8,11 +8,13 @@ several jobs per `stylize_batch`), `write_stylize` (JPEGs and the result: the wr
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from contract.images import load_photo, read_upload
+from contract.images import read_upload
 from contract.kinds import STYLIZE_STEPS, StyledImage, StylizeRequest, StylizeResult
+from inference.buckets import decode_and_fit
 from inference.context import JobContext, JobStopped
 from jobs.models import Job
 
@@ -25,12 +27,17 @@ class PreparedStylize:
     key: tuple  # jobs with the same key can share a UNet batch: (size, steps, mode, fast)
 
 
-def prepare_stylize(ctx: JobContext, job: Job) -> PreparedStylize:
-    from inference.stylize import StylizeItem, prepare_image
+def prepare_stylize(
+    ctx: JobContext, job: Job, decode: Callable[..., Any] = decode_and_fit
+) -> PreparedStylize:
+    """`decode(data, resolution, use_buckets)`: the photo fitted to its bucket (the batch runner's runs it in
+    a decode process, away from the GIL the painting thread needs)."""
+    from inference.stylize import StylizeItem
 
     request = StylizeRequest.from_payload(job.payload)
     data = read_upload(ctx.fetch(request.image))  # read once: decoded, and hashed for the seed
-    photo = prepare_image(ctx.models, load_photo(data))
+    models = ctx.models
+    photo = decode(data, models.resolution, getattr(models.settings, "buckets", True))
     # The same photo gives the same pictures, also when the job is retried after a crash.
     seed = request.seed if request.seed is not None else zlib.crc32(data)
     item = StylizeItem(photo, request.styles, request.variants, seed)

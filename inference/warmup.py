@@ -4,7 +4,7 @@ For each shape bucket and each number of photos per batch (1..ARTBOOTH_BATCH_PHO
 at the real steps and strengths, inside `inference.graphs.preparing()`. That captures the UNet's CUDA graph
 for every active batch size (1, 2 and 4 pictures per photo as the four artists join at their strengths),
 graphs BLIP's decoding for each caption batch and, with ARTBOOTH_COMPILE=1, compiles the UNet's batch-8
-shape and the VAE decoder's four-picture shape of each bucket (about a minute per bucket on a first start;
+shape and the VAE decoder's slice (two pictures) of each bucket (about a minute per bucket on a first start;
 later starts load the kernels from DATA_DIR/compile-cache in seconds). CPU workers skip it: nothing there
 is compiled or captured.
 """

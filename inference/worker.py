@@ -123,11 +123,15 @@ class Worker:
             self.wakeup.wait(idle)
             idle = min(idle * 2, self.idle_max_s)
         beacon.stop()
+        self.close()
+        log.info("worker %s stopped%s", self.queue.worker_id, peak_memory())
+
+    def close(self) -> None:
+        """Pictures still being written are finished, the decode processes stop, connections close."""
         if self._batches is not None:
-            self._batches.close()  # pictures still being written are finished first
+            self._batches.close()
         self.queue.close()
         self.wakeup.close()
-        log.info("worker %s stopped%s", self.queue.worker_id, peak_memory())
 
     def sweep_expired(self) -> None:
         requeued, failed = self.queue.requeue_expired()

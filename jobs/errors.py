@@ -45,3 +45,8 @@ class JobError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+    def __reduce__(self):
+        """Pickled as a plain JobError (its code and message): it crosses from the worker's decode processes,
+        and a subclass's own __init__ arguments (ModelMissing's role, model id) are not kept in args."""
+        return JobError, (self.code, self.message)

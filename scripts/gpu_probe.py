@@ -373,7 +373,7 @@ def drain_part():
                 while done < n:
                     done += worker.run_pending()
                 wall = time.perf_counter() - started
-                worker.queue.close()
+                worker.close()
             out[f"n{n}"] = {
                 "wall_s": round(wall, 3),
                 "albums_per_hour": round(3600 * n / wall),

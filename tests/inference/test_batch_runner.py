@@ -101,9 +101,13 @@ def test_cancelling_one_job_of_a_shared_batch_keeps_the_others(
     assert all((uploads / i["path"]).is_file() for i in kept.result["images"])
 
 
-def test_a_bad_photo_fails_alone_and_a_portrait_is_not_passed_over(uploads: Path, tiny_models) -> None:
+@pytest.mark.parametrize("processes", [0, 1], ids=["decoded-on-the-look-ahead-thread", "in-a-decode-process"])
+def test_a_bad_photo_fails_alone_and_a_portrait_is_not_passed_over(
+    uploads: Path, tiny_models, processes: int
+) -> None:
+    """With a decode process (the default on CUDA) too: the photo's JobError crosses back intact."""
     (uploads / "uploads" / "1" / "bad.jpg").write_bytes(b"not a jpeg at all" * 20)
-    worker = make_worker(uploads, tiny_models, claim_batch=2)
+    worker = make_worker(uploads, tiny_models, claim_batch=2, decode_processes=processes)
     good = enqueue(worker.queue, "a.jpg", 1)
     bad = enqueue(worker.queue, "bad.jpg", 2)
     portrait = worker.queue.enqueue("portrait", {"scene": "moon"}, user_id=3)  # no LoRA: fails fast
@@ -114,6 +118,8 @@ def test_a_bad_photo_fails_alone_and_a_portrait_is_not_passed_over(uploads: Path
     assert states[bad].error_code == "not_an_image"
     assert states[portrait].state is JobState.FAILED  # it ran, in its turn: before `later`
     assert states[portrait].finished_at <= states[later].finished_at
+    assert (worker.batches.decoders is not None) == (processes > 0)
+    worker.close()
 
 
 def test_fast_albums_of_one_bucket_share_a_batch_by_default_with_the_pictures_they_would_get_alone(
