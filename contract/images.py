@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from jobs.errors import (
     EMPTY_FILE,
@@ -139,6 +139,17 @@ def to_rgb(im: Image.Image) -> Image.Image:
     if im.mode == "RGB":
         return im
     return im.convert("RGB")  # L, 1, P, CMYK (Adobe-inverted CMYK is handled by the JPEG decoder), YCbCr, LAB
+
+
+def oriented_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of an upload as `load_photo` will turn it (EXIF orientation applied), read from its
+    header without decoding the pixels; JobError for what is not a picture or is too small."""
+    im = _open(data)
+    w, h = im.size
+    if min(w, h) < MIN_SIDE:
+        raise JobError(IMAGE_TOO_SMALL, f"the picture is {w}x{h}; send one at least {MIN_SIDE} px on each side")
+    orientation = im.getexif().get(ExifTags.Base.Orientation, 1)
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)  # the transposing and the quarter turns
 
 
 def load_photo(

@@ -36,7 +36,7 @@ from contract.kinds import STYLIZE_STEPS
 from inference.buckets import decode_and_fit
 from inference.context import JobContext
 from inference.gpu_memory import free_cuda_memory, is_oom
-from inference.stylize_job import PreparedStylize, prepare_stylize, write_stylize
+from inference.stylize_job import PreparedStylize, StylizeHead, prepared_from, read_stylize, write_stylize
 from jobs import JobQueue
 from jobs.errors import JobError
 from jobs.models import Job
@@ -72,11 +72,13 @@ class StylizeBatches:
             if pool is not None:
                 pool.shutdown(wait=True)
 
-    def _decode(self, data: bytes, resolution: int, use_buckets: bool):
-        """The photo decoded and fitted: in a decode process if there are any, else on this thread."""
-        if self.decoders is None:
-            return decode_and_fit(data, resolution, use_buckets)
-        return self.decoders.submit(decode_and_fit, data, resolution, use_buckets).result()
+    def _decode_all(self, heads: list[StylizeHead]) -> list[Future]:
+        """Each head's photo decoded and fitted: all at once in the decode processes, or here, one by one."""
+        resolution = self.worker.models.resolution
+        calls = [(decode_and_fit, h.data, resolution, h.key is not None) for h in heads]
+        if self.decoders is not None:
+            return [self.decoders.submit(*call) for call in calls]
+        return [_done(*call) for call in calls]
 
     def _queue(self) -> JobQueue:
         if threading.current_thread() is threading.main_thread():
@@ -107,9 +109,7 @@ class StylizeBatches:
 
     def _submit(self, fn, *args) -> Future:
         if self.ahead_pool is None:
-            future: Future = Future()
-            future.set_result(fn(*args))
-            return future
+            return _done(fn, *args)
         return self.ahead_pool.submit(fn, *args)
 
     def _claim_next(self, min_priority: int | None) -> _Ahead:
@@ -122,25 +122,35 @@ class StylizeBatches:
         return self._claim_more([job], min_priority)
 
     def _claim_more(self, jobs: list[Job], min_priority: int | None) -> _Ahead:
+        """Claim more stylize jobs; keep those that can share `jobs[0]`'s batch (same bucket, read from each
+        photo's header), give the others back unspent, and decode only the kept photos."""
         fast = bool(jobs[0].payload.get("fast"))  # fast albums batch by default (settings.fast_batch_photos)
         limit = self.settings.fast_batch_photos if fast else self.settings.batch_photos
         want = (self.settings.fast_claim_batch if fast else self.settings.claim_batch) - len(jobs)
         if want > 0:
             jobs = jobs + self._queue().claim_many(want, ("stylize",), min_priority=jobs[0].priority)
-        ready: list[PreparedStylize] = []
+        kept: list[StylizeHead] = []
         failed = 0
         for job in jobs:
             ctx = JobContext(worker=self.worker, job=job)
             try:
-                prepared = prepare_stylize(ctx, job, self._decode)
-            except Exception as error:  # a bad photo fails its own job, here and now
+                head = read_stylize(ctx, job)
+            except Exception as error:  # a bad upload fails its own job, here and now
                 self.worker.settle_error(ctx, error, self._queue())
                 failed += 1
                 continue
-            if not ready or (prepared.key == ready[0].key and len(ready) < limit):
-                ready.append(prepared)
-            else:  # another bucket: back to the queue for the next look-ahead, its wait not counted
+            fits = head.key is not None and kept and head.key == kept[0].key and len(kept) < limit
+            if not kept or fits:
+                kept.append(head)
+            else:  # another bucket (or buckets off): back to the queue for the next look-ahead
                 self._queue().unclaim(job.id)
+        ready: list[PreparedStylize] = []
+        for head, photo in zip(kept, self._decode_all(kept), strict=True):
+            try:
+                ready.append(prepared_from(head, photo.result()))
+            except Exception as error:  # not a photo after all, or too big: its own job fails
+                self.worker.settle_error(head.ctx, error, self._queue())
+                failed += 1
         return _Ahead(ready, failed=failed)
 
     # -- painting -------------------------------------------------------------------------------
@@ -227,3 +237,13 @@ def _decode_pool(processes: int) -> ProcessPoolExecutor | None:
     if processes < 1:
         return None
     return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _done(fn, *args) -> Future:
+    """`fn(*args)` run now, as a finished Future (its exception kept for `result()` to raise)."""
+    future: Future = Future()
+    try:
+        future.set_result(fn(*args))
+    except Exception as error:
+        future.set_exception(error)
+    return future

@@ -73,7 +73,19 @@ def fit_image(image: Image.Image, resolution: int, use_buckets: bool = True) -> 
 def decode_and_fit(data: bytes, resolution: int, use_buckets: bool = True) -> Image.Image:
     """An upload's bytes decoded (or a JobError: not a photo, too small, too big) and fitted: the CPU half of
     preparing a stylize job, torch-free and picklable, so the worker can run it in a decode process
-    (inference/batch_runner.py)."""
+    (inference/batch_runner.py). With buckets, the bucket comes from the header (`photo_bucket`), as the
+    batch runner groups jobs by it before decoding any."""
     from contract.images import load_photo
 
-    return fit_image(load_photo(data), resolution, use_buckets)
+    if not use_buckets:
+        return fit_image(load_photo(data), resolution, use_buckets=False)
+    size = photo_bucket(data, resolution)
+    return fit_to_bucket(load_photo(data), size)
+
+
+def photo_bucket(data: bytes, resolution: int) -> tuple[int, int]:
+    """The bucket an upload will be painted at, from its header (size, EXIF orientation), without decoding
+    it: the batch runner groups claimed jobs by it and decodes only those it paints together."""
+    from contract.images import oriented_size
+
+    return bucket_for(*oriented_size(data), resolution)

@@ -8,13 +8,12 @@ several jobs per `stylize_batch`), `write_stylize` (JPEGs and the result: the wr
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from contract.images import read_upload
 from contract.kinds import STYLIZE_STEPS, StyledImage, StylizeRequest, StylizeResult
-from inference.buckets import decode_and_fit
+from inference.buckets import decode_and_fit, photo_bucket
 from inference.context import JobContext, JobStopped
 from jobs.models import Job
 
@@ -27,22 +26,46 @@ class PreparedStylize:
     key: tuple  # jobs with the same key can share a UNet batch: (size, steps, mode, fast)
 
 
-def prepare_stylize(
-    ctx: JobContext, job: Job, decode: Callable[..., Any] = decode_and_fit
-) -> PreparedStylize:
-    """`decode(data, resolution, use_buckets)`: the photo fitted to its bucket (the batch runner's runs it in
-    a decode process, away from the GIL the painting thread needs)."""
-    from inference.stylize import StylizeItem
+@dataclass
+class StylizeHead:
+    """A claimed stylize job before its photo is decoded: what the batch runner groups jobs by."""
 
+    ctx: JobContext
+    request: StylizeRequest
+    data: bytes  # the upload, read once: decoded, and hashed for the seed
+    seed: int
+    key: tuple | None  # as PreparedStylize's, from the photo's header; None with ARTBOOTH_BUCKETS=0
+
+
+def read_stylize(ctx: JobContext, job: Job) -> StylizeHead:
     request = StylizeRequest.from_payload(job.payload)
-    data = read_upload(ctx.fetch(request.image))  # read once: decoded, and hashed for the seed
-    models = ctx.models
-    photo = decode(data, models.resolution, getattr(models.settings, "buckets", True))
+    data = read_upload(ctx.fetch(request.image))
     # The same photo gives the same pictures, also when the job is retried after a crash.
     seed = request.seed if request.seed is not None else zlib.crc32(data)
-    item = StylizeItem(photo, request.styles, request.variants, seed)
-    key = (photo.size, request.steps or STYLIZE_STEPS, request.mode, bool(request.fast))
-    return PreparedStylize(ctx, request, item, key)
+    models = ctx.models
+    key = None
+    if getattr(models.settings, "buckets", True):
+        key = _key(photo_bucket(data, models.resolution), request)
+    return StylizeHead(ctx, request, data, seed, key)
+
+
+def prepared_from(head: StylizeHead, photo: Any) -> PreparedStylize:
+    """`photo`: the head's upload decoded and fitted (buckets.decode_and_fit, maybe in a decode process)."""
+    from inference.stylize import StylizeItem
+
+    request = head.request
+    item = StylizeItem(photo, request.styles, request.variants, head.seed)
+    return PreparedStylize(head.ctx, request, item, _key(photo.size, request))
+
+
+def prepare_stylize(ctx: JobContext, job: Job) -> PreparedStylize:
+    head = read_stylize(ctx, job)
+    models = ctx.models
+    return prepared_from(head, decode_and_fit(head.data, models.resolution, head.key is not None))
+
+
+def _key(size: tuple[int, int], request: StylizeRequest) -> tuple:
+    return (tuple(size), request.steps or STYLIZE_STEPS, request.mode, bool(request.fast))
 
 
 def write_stylize(prepared: PreparedStylize, result: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ part does not stop the others). MODELS=sd15-random python scripts/gpu_probe.py O
 - `stages`: where an album's time goes, stage by stage (prepare, caption, encode, prompts, denoise, decode),
   on the normal and the fast schedule, each stage between two synchronizations;
 - `drain`: a fast-album drain by an in-process worker (four aspects, 1600 px JPEGs): where each thread's
-  time goes (painting on the main thread, preparing on the look-ahead thread, writing on the writer);
+  time goes (painting on the main thread, claiming and decoding on the look-ahead thread, writing);
 - `memory`: what the largest bucket (768x512) adds to the peak: the eager UNet at batch 8, its graph's
   pool, the VAE decode of four and of two pictures.
 
@@ -46,10 +46,29 @@ def say(text: str) -> None:
 WANTED = [p for p in os.environ.get("PROBE_PARTS", "").split(",") if p]
 
 
+PARTS: list[tuple[str, object]] = []  # run in order by main(), each on its own
+
+
 def part(name):
     def wrap(fn):
+        PARTS.append((name, fn))
+        return fn
+
+    return wrap
+
+
+def main() -> None:
+    """Under `if __name__ == "__main__"`: the drain part's decode processes are spawned, and a spawned
+    child imports this file again as its main module."""
+    global settings, models, pipe, photo
+    settings = InferenceSettings.from_env()
+    models = load_models(settings, roles=("base", "caption"))
+    pipe = plain_pipeline(models) if not WANTED or "divergence" in WANTED else None
+    photo = bench_photo(models.resolution)
+    say("loaded")
+    for name, fn in PARTS:
         if WANTED and name not in WANTED:
-            return fn
+            continue
         say(f"{name} ...")
         try:
             report[name] = fn()
@@ -58,16 +77,7 @@ def part(name):
         say(f"{name}: {json.dumps(report[name])[:2000]}")
         with open(sys.argv[1], "w") as out:
             json.dump(report, out, indent=1)
-        return fn
-
-    return wrap
-
-
-settings = InferenceSettings.from_env()
-models = load_models(settings, roles=("base", "caption"))
-pipe = plain_pipeline(models) if not WANTED or "divergence" in WANTED else None
-photo = bench_photo(models.resolution)
-say("loaded")
+    say("done")
 
 
 @part("divergence")
@@ -344,7 +354,7 @@ def drain_part():
 
         return run
 
-    real = stylize_module.stylize_batch, runner.prepare_stylize, runner.write_stylize
+    real = stylize_module.stylize_batch, runner.StylizeBatches._claim_more, runner.write_stylize
 
     def paint(models, items, **kwargs):
         spent["photos_per_batch_sum"] += len(items)
@@ -352,7 +362,7 @@ def drain_part():
         return real[0](models, items, **kwargs)
 
     stylize_module.stylize_batch = timed("paint", paint)
-    runner.prepare_stylize = timed("prepare", real[1])
+    runner.StylizeBatches._claim_more = timed("claim_and_decode", real[1])
     runner.write_stylize = timed("write", real[2])
     out = {}
     try:
@@ -380,8 +390,9 @@ def drain_part():
                 **{k: round(v, 3) for k, v in sorted(spent.items())},
             }
     finally:
-        stylize_module.stylize_batch, runner.prepare_stylize, runner.write_stylize = real
+        stylize_module.stylize_batch, runner.StylizeBatches._claim_more, runner.write_stylize = real
     return out
 
 
-say("done")
+if __name__ == "__main__":
+    main()

@@ -86,3 +86,23 @@ def test_fit_gives_exactly_the_bucket_and_keeps_the_centre(width: int, height: i
 def test_a_photo_at_a_bucket_size_is_not_resampled() -> None:
     image = Image.effect_noise((640, 512), 64).convert("RGB")
     assert fit_to_bucket(image, (640, 512)) is image
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_the_header_says_the_size_load_photo_gives(orientation: int) -> None:
+    """The worker groups jobs by bucket from the header alone (inference.buckets.photo_bucket): every EXIF
+    orientation, and a JPEG big enough to be decoded at reduced scale, keep its aspect."""
+    from contract.images import load_photo, oriented_size
+    from inference.buckets import bucket_for, decode_and_fit, photo_bucket
+    from jobs.errors import JobError
+    from tests.contract.test_images import encode
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(Image.new("RGB", (2400, 1350), (90, 30, 200)), "JPEG", exif=exif.tobytes())
+    decoded = load_photo(data)
+    assert oriented_size(data)[0] / oriented_size(data)[1] == pytest.approx(decoded.width / decoded.height)
+    assert photo_bucket(data, 512) == bucket_for(*decoded.size, 512) == decode_and_fit(data, 512).size
+    assert photo_bucket(data, 512) == ((512, 768) if orientation in (5, 6, 7, 8) else (768, 512))
+    with pytest.raises(JobError):
+        oriented_size(b"not a picture at all" * 10)
