@@ -179,6 +179,7 @@ def portrait(
         if fast:  # fast mode's UNet (distillation fused in) takes the user's LoRA too, graphed of its own
             from inference import fast as fast_mode
             from inference.graphs import plain_decoder, unet_runner
+            from inference.stylize import TINY_VAE_SLICE
 
             schedule = models.preset.fast
             steps, guidance = schedule.steps, schedule.guidance
@@ -186,7 +187,7 @@ def portrait(
             sampling = fast_mode.scheduler_swapped(models.txt2img, schedule)
             extra = {"unet": unet_runner(models, unet, "fast_unet_graphs"), "eta": schedule.eta}
             if (tiny := fast_mode.tiny_vae(models)) is not None:
-                extra["vae_decode"] = plain_decoder(tiny)
+                extra["vae_decode"], extra["slice_size"] = plain_decoder(tiny), TINY_VAE_SLICE
         with users_lora(models, Path(lora_path), owner, lora_scale, unet) as info, sampling:
             prompt = build_prompt(scene, token or info.token, cls or info.cls)
             images = paint_text2img(models, prompt, negative, n, seed, guidance, steps, max_batch, **extra)
@@ -255,6 +256,7 @@ def paint_text2img(
     unet: Callable[..., torch.Tensor] | None = None,
     eta: float = 0.0,
     vae_decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    slice_size: int | None = None,
 ) -> list[Image.Image]:
     """What `StableDiffusionPipeline(prompt, generator=[one per image])` paints, through the worker's fast
     UNet (compiled, graphed) and VAE decoder: the same noise (one device generator per image, seeded
@@ -265,7 +267,8 @@ def paint_text2img(
     `size`: (height, width), default the square working resolution. `unet(x, t, embeds)`: the step to run
     instead of the resident UNet's (fast portraits: fast mode's UNet; /pose: the ControlNet's and the
     UNet's, inference/pose.py). `eta`: the pipeline's `eta`, for a scheduler whose step takes one (TCD's
-    gamma). `vae_decode`: another decoder than the worker's VAE (fast mode's tiny one)."""
+    gamma). `vae_decode`, `slice_size`: another decoder than the worker's VAE (fast mode's tiny one) and
+    the pictures it decodes per call."""
     from inference.graphs import unet_runner, vae_decoder
     from inference.stylize import _Sample, decode, denoise, make_groups, step_kwargs
 
@@ -306,7 +309,7 @@ def paint_text2img(
             part = slice(lo, lo + count)
             uncond = negative_embeds[part] if guided else None
             latents = denoise(unet, groups, timesteps, positive[part], uncond, scale)
-            images += decode(pipe, latents, vae_decode=vae_decode)
+            images += decode(pipe, latents, slice_size, vae_decode)
     return images
 
 

@@ -38,6 +38,25 @@ def tiny_models(tiny_settings):
 
 
 @pytest.fixture
+def bench_on_tiny(tiny_settings, tmp_path, monkeypatch):
+    """`bench_on_tiny(*args) -> report`: `python -m inference bench --out … *args` on the session's tiny
+    models (CPU), through the real command line; the report as the JSON it wrote."""
+    import json
+
+    from inference.__main__ import main
+
+    for key, value in (("DATA_DIR", str(tiny_settings.data_dir)), ("MODELS", "tiny"), ("DEVICE", "cpu")):
+        monkeypatch.setenv(key, value)
+
+    def run(*args: str) -> dict:
+        out = tmp_path / "bench.json"
+        assert main(["bench", "--out", str(out), *args]) == 0
+        return json.loads(out.read_text())
+
+    return run
+
+
+@pytest.fixture
 def postgres_url():
     """A PostgreSQL URL with a schema of this test's own (skipped without TEST_DATABASE_URL)."""
     from tests.postgres import fresh_schema

@@ -3,27 +3,24 @@ fast, summarised as the GPU run reports them (albums per hour, p50/p95, the work
 
 from __future__ import annotations
 
-import argparse
-import json
-
 from contract.kinds import StylizeResult
-from inference.bench import add_bench_parser
 from jobs import JobQueue
 
 
-def test_queue_drains_normal_and_fast_albums_through_worker_processes(tiny_settings, tmp_path, monkeypatch):
-    monkeypatch.setenv("DATA_DIR", str(tiny_settings.data_dir))
-    monkeypatch.setenv("MODELS", "tiny")
-    monkeypatch.setenv("DEVICE", "cpu")
-    parser = argparse.ArgumentParser()
-    add_bench_parser(parser.add_subparsers())
-    out = tmp_path / "bench.json"
-    args = parser.parse_args(
-        ["bench", "--out", str(out), "--queue", "3", "--queue-fast", "3", "--aspects", "1:1,4:3"]
-        + ["--queue-dir", str(tmp_path / "drains"), "--queue-only", "--warm-only"]
+def test_queue_drains_normal_and_fast_albums_through_worker_processes(bench_on_tiny, tmp_path):
+    report = bench_on_tiny(
+        *[
+            "--queue",
+            "3",
+            "--queue-fast",
+            "3",
+            "--aspects",
+            "1:1,4:3",
+            "--queue-dir",
+            str(tmp_path / "drains"),
+        ],
+        *["--queue-only", "--warm-only"],
     )
-    assert args.func(args) == 0
-    report = json.loads(out.read_text())
     assert "queue_cold" not in report  # --warm-only
     for key in ("queue_warm", "queue_fast"):
         drain = report[key]

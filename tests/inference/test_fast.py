@@ -22,7 +22,7 @@ from inference.fast import ADAPTER, fast_unet
 from inference.graphs import _lora_enabled
 from inference.portrait import adapter_cache, portrait
 from inference.settings import InferenceSettings
-from inference.stylize import stylize
+from inference.stylize import StylizeItem, stylize, stylize_batch
 from inference.train import TrainConfig
 from inference.train.config import TEXT_ENCODER_TARGETS
 from inference.train.loop import train_lora
@@ -192,6 +192,16 @@ def test_fast_albums_and_portraits_encode_and_decode_with_the_tiny_autoencoder(
         calls.clear()
         stylize(tiny_models, photo, seed=1)
         assert calls == ["full.encoder", "full.decoder"]  # the normal schedule never touches it
+        calls.clear()
+        two = [
+            StylizeItem(photo, seed=1),
+            StylizeItem(photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT), seed=2),
+        ]
+        stylize_batch(tiny_models, two, fast=True)  # a fast batch of two users' albums: 8 pictures
+        assert calls == ["tiny.encoder", "tiny.decoder"]  # TAESD decodes them in one call
+        calls.clear()
+        stylize_batch(tiny_models, two)
+        assert calls == ["full.encoder", "full.decoder", "full.decoder"]  # SD's VAE: slices (decode_slice)
     assert [im.size for _, im in album.images] == [bucket_for(160, 128, 128)] * 4
     assert {im.size for im in portraits.images} == {(128, 128)}
 
@@ -367,22 +377,9 @@ def test_a_burst_with_the_threshold_on_delivers_the_last_album_3x_sooner(worker,
     assert without / with_threshold >= 3, (without, with_threshold)
 
 
-def test_bench_fast_writes_the_fast_keys(tiny_settings, tmp_path, monkeypatch):
-    import argparse
-    import json
-
-    from inference.bench import add_bench_parser
-
-    monkeypatch.setenv("DATA_DIR", str(tiny_settings.data_dir))
-    monkeypatch.setenv("MODELS", "tiny")
-    monkeypatch.setenv("DEVICE", "cpu")
-    parser = argparse.ArgumentParser()
-    add_bench_parser(parser.add_subparsers())
-    out = tmp_path / "bench.json"
-    argv = ["bench", "--out", str(out), "--iters", "1", "--warmup", "0", "--steps", "4", "--variants", "1"]
-    args = parser.parse_args([*argv, "--fast", "--drain", "2"])
-    assert args.func(args) == 0
-    report = json.loads(out.read_text())
+def test_bench_fast_writes_the_fast_keys(bench_on_tiny):
+    argv = ["--iters", "1", "--warmup", "0", "--steps", "4", "--variants", "1"]
+    report = bench_on_tiny(*argv, "--fast", "--drain", "2")
     assert report["fast_schedule"]["lora"] == "artbooth/tiny-fast"
     assert report["fast_schedule"]["denoising_steps"] == 3  # 6-step grid at strength 0.6
     for key in ("fast_job_4_s", "fast_stylize_4_s", "fast_portrait_4_s", "fast_queue_albums_per_hour"):

@@ -252,17 +252,8 @@ def test_cli_writes_the_pictures_and_the_edges(tiny_settings, data_dir, monkeypa
     assert "image_too_small" in capsys.readouterr().err
 
 
-def test_bench_pose_part_on_tiny(tiny_settings, tmp_path, monkeypatch):
-    import json
-
-    from inference.__main__ import main
-
-    for key, value in (("DATA_DIR", str(tiny_settings.data_dir)), ("MODELS", "tiny"), ("DEVICE", "cpu")):
-        monkeypatch.setenv(key, value)
-    out = tmp_path / "bench.json"
-    argv = ["bench", "--pose", "--out", str(out), "--iters", "1", "--warmup", "0", "--steps", "2"]
-    assert main([*argv, "--variants", "1"]) == 0
-    pose = json.loads(out.read_text())["pose"]
+def test_bench_pose_part_on_tiny(bench_on_tiny):
+    pose = bench_on_tiny("--pose", "--iters", "1", "--warmup", "0", "--steps", "2", "--variants", "1")["pose"]
     assert pose["steps"] == 20 and pose["lora_rank"] == 32
     assert pose["pose_4_s"] > 0 and pose["control_load_s"] >= 0 and pose["pose_4_gpu_s"] is None
 

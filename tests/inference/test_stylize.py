@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -93,20 +89,8 @@ def test_bad_requests(tiny_models, photo) -> None:
         assert info.value.code == BAD_REQUEST
 
 
-def test_bench_on_tiny_writes_every_key(tiny_settings, tmp_path: Path, monkeypatch) -> None:
-    from inference.bench import add_bench_parser
-
-    monkeypatch.setenv("DATA_DIR", str(tiny_settings.data_dir))
-    monkeypatch.setenv("MODELS", "tiny")
-    monkeypatch.setenv("DEVICE", "cpu")
-    parser = argparse.ArgumentParser()
-    add_bench_parser(parser.add_subparsers())
-    out = tmp_path / "bench.json"
-    args = parser.parse_args(
-        ["bench", "--out", str(out), "--iters", "1", "--warmup", "0", "--steps", "10", "--variants", "1"]
-    )
-    assert args.func(args) == 0
-    report = json.loads(out.read_text())
+def test_bench_on_tiny_writes_every_key(bench_on_tiny) -> None:
+    report = bench_on_tiny("--iters", "1", "--warmup", "0", "--steps", "10", "--variants", "1")
     for key in (
         "preset",
         "device",
