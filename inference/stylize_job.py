@@ -1,8 +1,10 @@
 """The worker's `stylize` handler: a StylizeRequest in, the album's pictures under results/<job id>/ out.
 
-Split in three so the batch runner (inference.batch_runner) can do the CPU parts on its threads:
-`prepare_stylize` (read, decode, fit to the shape bucket: the look-ahead thread), the painting (the GPU,
+Split so the batch runner (inference.batch_runner) can do the CPU parts beside the GPU: `read_stylize`
+(the request, the upload's bytes, its seed and its bucket from the header: the look-ahead thread), the
+decoding (`buckets.decode_and_fit`: the decode processes) joined by `prepared_from`, the painting (the GPU,
 several jobs per `stylize_batch`), `write_stylize` (JPEGs and the result: the writer thread).
+`prepare_stylize` does the first three in a row, for a job run alone.
 """
 
 from __future__ import annotations
