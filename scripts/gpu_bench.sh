@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The GPU benchmarks recorded in docs/benchmarks.md, in one run on a machine with torch + CUDA:
-#   the inference bench (issues #2, #9: baseline, album, queue drains, portraits, memory), the worker
+#   the inference bench (issues #2, #9, #10, #11: baseline, album, queue drains normal and fast, portraits,
+#   fast mode, /pose, memory), the worker
 #   processes bench (issue #16) and the training bench (issue #4), all on MODELS=sd15-random.
 # Wheels missing on that machine (e.g. diffusers) may be dropped in .whl/ and are installed first.
-# Usage: OUT=results/ scripts/gpu_bench.sh [stylize|compile|workers|train|all]   (WORKERS=2 QUEUE=48 ITERS=10)
+# Usage: OUT=results/ scripts/gpu_bench.sh [stylize|compile|workers|train|all]   (WORKERS=2 QUEUE=48 QUEUE_FAST=48 ITERS=10)
 #   compile: ARTBOOTH_COMPILE=1, the worker's first start on an empty cache (about 8 min on an H200) and a
 #   drain, then the album, portraits, fast mode and /pose on the warm cache (not part of `all`: ~11 min)
 set -uo pipefail
@@ -20,7 +21,8 @@ python3 -c "import torch, diffusers, transformers, peft; print('torch', torch.__
 
 if [[ $what == all || $what == stylize ]]; then
     python3 -m inference bench --out "$OUT/bench.json" --iters "${ITERS:-10}" --variants 1 2 \
-        --queue "${QUEUE:-48}" --aspects 4:3,3:4,1:1,16:9 --portraits >"$OUT/bench.log" 2>&1
+        --queue "${QUEUE:-48}" --queue-fast "${QUEUE_FAST:-48}" --aspects 4:3,3:4,1:1,16:9 --warm-only \
+        --portraits --fast --drain 60 --pose >"$OUT/bench.log" 2>&1
     cat "$OUT/bench.json"
 fi
 if [[ $what == compile ]]; then
