@@ -143,11 +143,10 @@ def to_rgb(im: Image.Image) -> Image.Image:
 
 def oriented_size(data: bytes) -> tuple[int, int]:
     """(width, height) of an upload as `load_photo` will turn it (EXIF orientation applied), read from its
-    header without decoding the pixels; JobError for what is not a picture or is too small."""
+    header without decoding the pixels; JobError for what is not a picture, too small or too big."""
     im = _open(data)
+    _check_size(im, MAX_PIXELS, MAX_JPEG_PIXELS)
     w, h = im.size
-    if min(w, h) < MIN_SIDE:
-        raise JobError(IMAGE_TOO_SMALL, f"the picture is {w}x{h}; send one at least {MIN_SIDE} px on each side")
     orientation = im.getexif().get(ExifTags.Base.Orientation, 1)
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)  # the transposing and the quarter turns
 

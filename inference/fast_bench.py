@@ -75,6 +75,7 @@ def queue_drain(models, photo, albums: int) -> float:
 
 def fast_report(models, photo, timer, repeat, args) -> dict[str, Any]:
     """The fast-mode keys of the bench report. `timer`/`repeat` are bench.py's."""
+    from inference.models import model_id
     from inference.portrait import portrait
     from inference.stylize import stylize
 
@@ -106,7 +107,7 @@ def fast_report(models, photo, timer, repeat, args) -> dict[str, Any]:
     schedule = models.preset.fast
     return {
         "fast_schedule": {
-            "lora": models.settings.overrides.get("fast") or models.preset.ids["fast"],
+            "lora": model_id(models.settings, "fast"),
             "autoencoder": _autoencoder(models),
             "scheduler": schedule.scheduler,
             "album_steps": schedule.album_steps,
@@ -130,10 +131,11 @@ def fast_report(models, photo, timer, repeat, args) -> dict[str, Any]:
 
 def _autoencoder(models) -> str:
     from inference.fast import tiny_vae
+    from inference.models import model_id
 
     if tiny_vae(models) is None:
         return "the base model's VAE"
-    return models.settings.overrides.get("fast_vae") or models.preset.ids["fast_vae"]
+    return model_id(models.settings, "fast_vae")
 
 
 def _tiny_vae_times(models, photo) -> dict[str, float]:

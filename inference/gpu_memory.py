@@ -36,6 +36,18 @@ def held(models: Any) -> tuple[int | None, int | None]:
     return torch.cuda.memory_allocated(device), torch.cuda.memory_reserved(device)
 
 
+def memory_now() -> str:
+    """Where the GPU memory stands now and its peak so far, as a clause of a log line (the warm-up's, per
+    shape bucket: which shapes raise the peak)."""
+    import torch
+
+    gib = 2**30
+    return (
+        f" (GPU memory {torch.cuda.memory_allocated() / gib:.2f} GiB allocated, "
+        f"{torch.cuda.memory_reserved() / gib:.2f} reserved, peak {torch.cuda.max_memory_reserved() / gib:.2f})"
+    )
+
+
 def peak_memory() -> str:
     """The GPU memory this worker peaked at, as a clause of its last log line (the benchmark reads it)."""
     import torch

@@ -76,6 +76,12 @@ def resolve(settings: InferenceSettings, role: str) -> str:
     return str(ensure_built(preset.name, role, models_dir(settings), device=build_device))
 
 
+def model_id(settings: InferenceSettings, role: str) -> str:
+    """What a role's weights are called in reports and LoRA metadata: its override (MODEL_<ROLE>), else the
+    preset's id (for built presets a label such as artbooth/sd15-random-base)."""
+    return settings.overrides.get(role) or get_preset(settings.models).ids[role]
+
+
 def pick_device(name: str = "auto") -> torch.device:
     name = (name or "auto").strip().lower()
     if name == "auto":
@@ -240,7 +246,7 @@ def load_models(settings: InferenceSettings, roles: tuple[str, ...] = ("base", "
     if "caption" in roles:
         path = resolve(settings, "caption")
         captioner = _load("caption", path, lambda: Captioner.from_pretrained(path, device, dtype))
-    base_id = settings.overrides.get("base") or preset.ids["base"]
+    base_id = model_id(settings, "base")
     models = ModelSet(
         preset=preset,
         device=device,

@@ -178,16 +178,19 @@ def portrait(
         unet, sampling, extra = None, contextlib.nullcontext(), {}
         if fast:  # fast mode's UNet (distillation fused in) takes the user's LoRA too, graphed of its own
             from inference import fast as fast_mode
-            from inference.graphs import plain_decoder, unet_runner
-            from inference.stylize import TINY_VAE_SLICE
+            from inference.graphs import unet_runner
 
             schedule = models.preset.fast
             steps, guidance = schedule.steps, schedule.guidance
             unet = fast_mode.fast_unet(models)
             sampling = fast_mode.scheduler_swapped(models.txt2img, schedule)
-            extra = {"unet": unet_runner(models, unet, "fast_unet_graphs"), "eta": schedule.eta}
-            if (tiny := fast_mode.tiny_vae(models)) is not None:
-                extra["vae_decode"], extra["slice_size"] = plain_decoder(tiny), TINY_VAE_SLICE
+            vae_decode, slice_size = fast_mode.decoding(models, fast_mode.tiny_vae(models))
+            extra = {
+                "unet": unet_runner(models, unet, "fast_unet_graphs"),
+                "eta": schedule.eta,
+                "vae_decode": vae_decode,
+                "slice_size": slice_size,
+            }
         with users_lora(models, Path(lora_path), owner, lora_scale, unet) as info, sampling:
             prompt = build_prompt(scene, token or info.token, cls or info.cls)
             images = paint_text2img(models, prompt, negative, n, seed, guidance, steps, max_batch, **extra)

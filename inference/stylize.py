@@ -269,11 +269,6 @@ def denoise(
     return latents
 
 
-# Pictures per call of fast mode's tiny autoencoder: its activations are an eighth of SD's VAE's (64
-# channels against 512), so a batch of two fast albums decodes at once; slicing it only added launches.
-TINY_VAE_SLICE = 8
-
-
 def decode(pipe, latents: torch.Tensor, slice_size: int | None = None, vae_decode=None) -> list[Image.Image]:
     """VAE-decode in slices (`inference.graphs.decode_slice`: at 512 px each picture's decoder activations
     take ~0.75 GiB in fp16), then diffusers' postprocess arithmetic on the GPU, so only uint8 pixels cross
@@ -406,7 +401,7 @@ def stylize_batch(
             unet = unet_runner(models)
         else:
             unet = unet_runner(models, fast_mode.fast_unet(models), "fast_unet_graphs")
-        vae_decode = plain_decoder(tiny) if tiny is not None else vae_decoder(models)
+        vae_decode, slice_size = fast_mode.decoding(models, tiny) if schedule else (vae_decoder(models), None)
         chunk = max(1, max_batch or len(samples))
         pictures: list[Image.Image] = []
         for lo in range(0, len(samples), chunk):  # 5
@@ -423,7 +418,7 @@ def stylize_batch(
                 on_step,
                 vae_decode,
                 schedule.eta if schedule else 0.0,
-                TINY_VAE_SLICE if tiny is not None else None,
+                slice_size,
             )
     seconds = time.perf_counter() - started
     results = [StylizeResult(captions[p], [], seconds, fast) for p in range(len(items))]

@@ -18,6 +18,7 @@ from PIL import Image
 
 from contract.kinds import STYLIZE_STEPS
 from inference.buckets import buckets
+from inference.gpu_memory import memory_now
 from inference.graphs import preparing
 
 log = logging.getLogger("artbooth.worker")
@@ -44,7 +45,7 @@ def warm_up(models) -> float:
             for photos in range(1, settings.batch_photos + 1):
                 items = [StylizeItem(_photo(size, i), seed=i) for i in range(photos)]  # BLIP too
                 stylize_batch(models, items, steps=STYLIZE_STEPS)
-            log.info("bucket %dx%d ready after %.0fs%s", *size, time.perf_counter() - started, _memory())
+            log.info("bucket %dx%d ready after %.0fs%s", *size, time.perf_counter() - started, memory_now())
     seconds = time.perf_counter() - started
     log.info("all shapes prepared in %.1fs", seconds)
     return seconds
@@ -52,14 +53,3 @@ def warm_up(models) -> float:
 
 def _photo(size: tuple[int, int], seed: int) -> Image.Image:
     return Image.effect_noise(size, 40 + seed).convert("RGB")
-
-
-def _memory() -> str:
-    """Where the worker's GPU memory stands after a bucket: which shapes raise the peak."""
-    import torch
-
-    gib = 2**30
-    return (
-        f" (GPU memory {torch.cuda.memory_allocated() / gib:.2f} GiB allocated, "
-        f"{torch.cuda.memory_reserved() / gib:.2f} reserved, peak {torch.cuda.max_memory_reserved() / gib:.2f})"
-    )

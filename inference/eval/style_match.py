@@ -78,7 +78,7 @@ def run(
     settings: InferenceSettings, out_dir: Path, study: StyleMatchStudy, photos: list[tuple[str, Image.Image]]
 ) -> dict:
     from inference.control import stylize_with_edges
-    from inference.models import load_models
+    from inference.models import load_models, model_id
     from inference.stylize import stylize
 
     models = load_models(settings, roles=("base", "caption", "vqa"))
@@ -88,7 +88,7 @@ def run(
         **study.__dict__,
         "preset": settings.models,
         "base": models.base_id,
-        "vqa": settings.overrides.get("vqa") or models.preset.ids["vqa"],
+        "vqa": model_id(settings, "vqa"),
         "clip": clip.name,
         # The photos are part of the run: a rerun on fewer (--limit) or other photos starts afresh rather
         # than averaging in the old run's units.
