@@ -255,7 +255,8 @@ def _album_section(args: argparse.Namespace, settings, device, report: dict) -> 
         torch.cuda.synchronize()
     report["load_s"] = round(time.perf_counter() - t0, 3)
     if settings.compile:  # the worker's start is timed by --queue; here only the album's bucket matters
-        report["warmup_s"] = round(warm_up(models), 1)
+        square = (models.resolution, models.resolution)  # bench_photo's size: the square bucket
+        report["warmup_s"] = round(warm_up(models, sizes=[square]), 1)
     report["dtype"] = str(models.dtype).replace("torch.", "")
     report["resident_gib"] = (
         round(torch.cuda.memory_allocated(device) / 2**30, 3) if device.type == "cuda" else None

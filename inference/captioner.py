@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from inference.graphs import capture, warm_up
+
 log = logging.getLogger(__name__)
 
 FALLBACK_CAPTION = "a portrait of a person"
@@ -76,14 +78,9 @@ class GreedyDecoder:
         key = (*ids.shape, *embeds.shape[1:], embeds.dtype)
         if key not in self._graphs:
             static = (ids.clone(), pos.clone(), embeds.clone(), mask)
-            stream = torch.cuda.Stream()
-            stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(stream):  # warm-up outside the graph, as capture requires
-                self._step(static[0].clone(), static[1].clone(), static[2], mask)
-            torch.cuda.current_stream().wait_stream(stream)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                self._step(*static)
+            # the step writes into ids and pos: warmed on copies
+            warm_up(lambda: self._step(static[0].clone(), static[1].clone(), static[2], mask), times=1)
+            graph, _ = capture(lambda: self._step(*static))
             self._graphs[key] = (graph, *static)
         return self._graphs[key]
 

@@ -164,20 +164,32 @@ class GraphedUNet:
         if len(self.graphs) >= self.max_graphs:
             self.graphs.pop(next(iter(self.graphs)))
         static = (x.clone(), t.clone().reshape(()), embeds.clone(), *(e.clone() for e in extra))
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
         compiled = self._compiles(key, x)
-        with torch.cuda.stream(stream):  # compiling, autotuning and lazy inits happen outside the capture
-            for _ in range(2):
-                self._warm(static, compiled)
-        torch.cuda.current_stream().wait_stream(stream)
+        warm_up(lambda: self._warm(static, compiled))  # compiling and autotuning happen outside the capture
         forward = self.forward if compiled and self.forward is not None else self._eager
         if forward is self.forward:
             self.compiled.add(key)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):
-            out = forward(*static)
+        graph, out = capture(lambda: forward(*static), self.pool)
         self.graphs[key] = (graph, static, out)
+
+
+def warm_up(run: Callable[[], object], times: int = 2) -> None:
+    """Run the work a graph will capture first, on a side stream, as capture requires: lazy inits, cuBLAS
+    workspaces, a compiler's first call happen here, not inside the graph."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(times):
+            run()
+    torch.cuda.current_stream().wait_stream(stream)
+
+
+def capture(run: Callable[[], torch.Tensor | None], pool: tuple | None = None):
+    """(graph, output): `run` recorded once as a CUDA graph over the static tensors it closes over."""
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, pool=pool):
+        out = run()
+    return graph, out
 
 
 def unet_runner(
@@ -206,6 +218,63 @@ def unet_runner(
         pool = lazy.setdefault("graph_pool", torch.cuda.graph_pool_handle())
         lazy[cache_key] = GraphedUNet(unet, forward, eager=call, pool=pool)
     return lazy[cache_key]
+
+
+def last_hidden(encoder, ids: torch.Tensor) -> torch.Tensor:
+    """What diffusers' `encode_prompt` takes from the text encoder without clip skip: its output [0]."""
+    return encoder(ids, return_dict=False)[0]
+
+
+class GraphedText:
+    """The text encoder's last hidden states for a batch of token ids (N, 77), replayed as one CUDA graph
+    per N. Eager it is launch-bound (H200: 12.7 ms of a fast album's 136, 23.7 of a normal one's, for
+    ~1 ms of GPU work). Eager while a LoRA layer of the encoder is on; graphs are dropped if its modules
+    change; if capture fails (a transformers version that syncs with the host), eager from then on."""
+
+    def __init__(self, encoder, pool: tuple | None = None):
+        self.encoder = encoder
+        self.pool = pool
+        self.graphs: dict[tuple, tuple] = {}
+        self.signature = _module_state(encoder)[0]
+        self.usable = True
+
+    def eager(self, ids: torch.Tensor) -> torch.Tensor:
+        return last_hidden(self.encoder, ids)
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        signature, lora_on = _module_state(self.encoder)
+        if lora_on or not self.usable:
+            return self.eager(ids)
+        if signature != self.signature:
+            self.graphs.clear()
+            self.signature = signature
+        key = tuple(ids.shape)
+        if key not in self.graphs:
+            static = ids.clone()
+            try:
+                warm_up(lambda: self.eager(static))
+                self.graphs[key] = (static, *capture(lambda: self.eager(static), self.pool))
+            except RuntimeError as error:
+                log.warning("text encoder without CUDA graphs: %s", str(error).splitlines()[0][:300])
+                self.usable = False
+                return self.eager(ids)
+        static, graph, out = self.graphs[key]
+        static.copy_(ids)
+        graph.replay()
+        return out.clone()
+
+
+def text_runner(models) -> Callable[[torch.Tensor], torch.Tensor]:
+    """token ids -> the base text encoder's last hidden states: graphed on CUDA (GraphedText), plain
+    elsewhere."""
+    encoder = models.txt2img.text_encoder
+    if models.device.type != "cuda" or not models.settings.cuda_graphs:
+        return lambda ids: last_hidden(encoder, ids)
+    lazy = models._lazy
+    if lazy.get("text_graphs") is None or lazy["text_graphs"].encoder is not encoder:
+        pool = lazy.setdefault("graph_pool", torch.cuda.graph_pool_handle())
+        lazy["text_graphs"] = GraphedText(encoder, pool)
+    return lazy["text_graphs"]
 
 
 def plain_decoder(vae) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -273,7 +273,7 @@ def paint_text2img(
     gamma). `vae_decode`, `slice_size`: another decoder than the worker's VAE (fast mode's tiny one) and
     the pictures it decodes per call."""
     from inference.graphs import unet_runner, vae_decoder
-    from inference.stylize import _Sample, decode, denoise, make_groups, step_kwargs
+    from inference.stylize import _Sample, decode, denoise, encode_text, make_groups, step_kwargs
 
     pipe = models.txt2img
     device = models.device
@@ -285,12 +285,8 @@ def paint_text2img(
     guided = guidance > 1  # diffusers' do_classifier_free_guidance
     images: list[Image.Image] = []
     with torch.inference_mode():
-        positive, negative_embeds = pipe.encode_prompt(
-            [prompt] * n,
-            device,
-            num_images_per_prompt=1,
-            do_classifier_free_guidance=guided,
-            negative_prompt=[negative] * n,
+        positive, negative_embeds = encode_text(
+            models, [prompt] * n, [negative or ""] * n if guided else None
         )
         for lo in range(0, n, chunk):
             count = min(chunk, n - lo)

@@ -38,7 +38,7 @@ from PIL import Image
 from contract.styles import ARTISTS, STYLES, StylePreset
 from inference.buckets import fit_image
 from inference.captioner import FALLBACK_CAPTION
-from inference.graphs import decode_slice, plain_decoder, unet_runner, vae_decoder
+from inference.graphs import decode_slice, plain_decoder, text_runner, unet_runner, vae_decoder
 from jobs.errors import BAD_REQUEST, JobError
 
 MODES = ("img2img", "text2img")
@@ -126,7 +126,7 @@ def build_samples(
 
 
 def encode_prompts(
-    pipe, caption: str | Sequence[str], samples: list[_Sample], device: torch.device, guided: bool = True
+    models, caption: str | Sequence[str], samples: list[_Sample], guided: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(positive, negative) text embeddings, one row per sample, encoded in one text-encoder batch.
 
@@ -134,14 +134,37 @@ def encode_prompts(
     Unguided (a distilled schedule), there is no negative: None.
     """
     captions = [caption] if isinstance(caption, str) else list(caption)
-    positive, negative = pipe.encode_prompt(
+    return encode_text(
+        models,
         [s.style.render(captions[s.photo]) for s in samples],
-        device,
-        num_images_per_prompt=1,
-        do_classifier_free_guidance=guided,
-        negative_prompt=[s.style.negative for s in samples] if guided else None,
+        [s.style.negative for s in samples] if guided else None,
     )
-    return positive, negative
+
+
+def encode_text(
+    models, prompts: Sequence[str], negatives: Sequence[str] | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(positive, negative or None) embeddings, as diffusers' `encode_prompt` gives them for SD 1.5 (no
+    clip skip, no textual inversion), but each distinct text once and all in one text-encoder batch,
+    replayed as a CUDA graph on a GPU (inference.graphs.text_runner)."""
+    pipe = models.txt2img
+    texts = [*prompts, *(negatives or [])]
+    unique = list(dict.fromkeys(texts))
+    tokens = pipe.tokenizer(
+        unique,
+        padding="max_length",
+        max_length=pipe.tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    )
+    ids = tokens.input_ids.to(models.device)
+    if getattr(pipe.text_encoder.config, "use_attention_mask", False):  # not SD 1.5's CLIP; kept exact
+        hidden = pipe.text_encoder(ids, attention_mask=tokens.attention_mask.to(models.device))[0]
+    else:
+        hidden = text_runner(models)(ids)
+    rows = torch.tensor([unique.index(t) for t in texts], device=models.device)
+    embeds = hidden.to(pipe.text_encoder.dtype)[rows]
+    return embeds[: len(prompts)], (embeds[len(prompts) :] if negatives is not None else None)
 
 
 # 4. latents and timesteps -----------------------------------------------------------------------------
@@ -391,7 +414,7 @@ def stylize_batch(
         # 4: the VAE encode is queued first, so the GPU works while the CPU tokenizes the prompts
         init = encode_images(pipe, photos, models.device, dtype, tiny) if mode == "img2img" else None
         guided = schedule is None or schedule.guidance > 1
-        positive, negative = encode_prompts(pipe, captions, samples, models.device, guided)
+        positive, negative = encode_prompts(models, captions, samples, guided)
         latent_shape = (
             pipe.unet.config.in_channels,
             photos[0].height // pipe.vae_scale_factor,

@@ -24,15 +24,16 @@ from inference.graphs import preparing
 log = logging.getLogger("artbooth.worker")
 
 
-def warm_up(models) -> float:
-    """Paint one album per (bucket, photos per batch); returns the seconds it took."""
+def warm_up(models, sizes: list[tuple[int, int]] | None = None) -> float:
+    """Paint one album per (bucket, photos per batch); returns the seconds it took. `sizes`: only these
+    buckets (the bench's album, which uses one)."""
     from inference.stylize import StylizeItem, stylize_batch
 
     settings = models.settings
     if models.device.type != "cuda" or not settings.warmup:
         return 0.0
     started = time.perf_counter()
-    sizes = buckets(models.resolution)
+    sizes = sizes or buckets(models.resolution)
     first = not any(settings.compile_cache_dir.glob("inductor/*")) if settings.compile else False
     log.info(
         "preparing %d shape buckets x %d photos per batch%s",

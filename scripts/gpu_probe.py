@@ -11,6 +11,8 @@ part does not stop the others). MODELS=sd15-random python scripts/gpu_probe.py O
   on the normal and the fast schedule, each stage between two synchronizations;
 - `drain`: a fast-album drain by an in-process worker (four aspects, 1600 px JPEGs): where each thread's
   time goes (painting on the main thread, claiming and decoding on the look-ahead thread, writing);
+- `sdpa`: the UNet step and VAE decode with each of torch's attention kernels forced;
+- `text`: the text encoder eager against its graph replay, and encode_text for an album's prompts;
 - `memory`: what the largest bucket (768x512) adds to the peak: the eager UNet at batch 8, its graph's
   pool, the VAE decode of four and of two pictures.
 
@@ -19,6 +21,7 @@ PROBE_PARTS=stages,memory runs only those parts (default: every part).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -183,6 +186,84 @@ def unet_part():
         out["b8_64x64_nchw_fused_qkv"] = capture_and_step(unet, 8, 64, 64)
     finally:
         unet.unfuse_qkv_projections()
+    return out
+
+
+@part("sdpa")
+def sdpa_part():
+    """The UNet step at batch 8 (512x512 and 768x512) and the VAE decode of four, graphed, with each of
+    torch's attention kernels forced (SD 1.5's heads are 40 wide; the VAE's one head is 512), and how far
+    each step's output is from the default kernel's."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    unet, vae = models.txt2img.unet, models.txt2img.vae
+    backends = {
+        "default": None,
+        "flash": SDPBackend.FLASH_ATTENTION,
+        "efficient": SDPBackend.EFFICIENT_ATTENTION,
+        "cudnn": SDPBackend.CUDNN_ATTENTION,
+    }
+    out, reference = {}, {}
+    for h, w in ((64, 64), (64, 96)):
+        x, t, e = unet_inputs(8, h, w)
+        for name, backend in backends.items():
+            key = f"b8_{h}x{w}_{name}"
+            try:
+                with sdpa_kernel([backend]) if backend else contextlib.nullcontext(), torch.inference_mode():
+                    g = GraphedUNet(unet)
+                    y = g(x, t, e)
+                    step = gpu_time(lambda g=g, x=x, t=t, e=e: g(x, t, e), 20)
+                reference.setdefault((h, w), y)
+                diff = float((y.float() - reference[(h, w)].float()).abs().max())
+                out[key] = {"step_ms": round(step * 1000, 2), "maxdiff_vs_default": round(diff, 5)}
+            except Exception as error:
+                out[key] = {"error": str(error).splitlines()[0][:200]}
+    z = torch.randn(4, 4, 64, 64, device="cuda", dtype=torch.float16)
+    for name, backend in backends.items():
+        try:
+            with sdpa_kernel([backend]) if backend else contextlib.nullcontext(), torch.inference_mode():
+                out[f"vae_decode4_{name}_ms"] = round(gpu_time(lambda: vae.decode(z), 5) * 1000, 2)
+        except Exception as error:
+            out[f"vae_decode4_{name}"] = {"error": str(error).splitlines()[0][:200]}
+    return out
+
+
+@part("text")
+def text_part():
+    """The text encoder on 77-token ids: eager against the graph replay (inference.graphs.GraphedText), GPU
+    time and host time, and encode_text for an album's prompts end to end."""
+    from inference.graphs import GraphedText, last_hidden
+    from inference.stylize import encode_text
+
+    encoder = models.txt2img.text_encoder
+    out = {}
+    for batch in (2, 5, 8):
+        ids = torch.randint(0, 49407, (batch, 77), device="cuda")
+        graphed = GraphedText(encoder)
+        with torch.inference_mode():
+            diff = float((graphed(ids).float() - last_hidden(encoder, ids).float()).abs().max())
+            runs = (
+                ("eager", lambda i=ids: last_hidden(encoder, i)),
+                ("graphed", lambda g=graphed, i=ids: g(i)),
+            )
+            for name, fn in runs:
+                torch.cuda.synchronize()
+                started = time.perf_counter()
+                for _ in range(10):
+                    fn()
+                torch.cuda.synchronize()
+                out[f"b{batch}_{name}_wall_ms"] = round((time.perf_counter() - started) * 100, 2)
+                out[f"b{batch}_{name}_gpu_ms"] = round(gpu_time(fn, 10) * 1000, 2)
+        out[f"b{batch}_maxdiff"] = round(diff, 5)
+    prompts = [f"a man in a hat, painted by artist {i}" for i in range(4)]
+    with torch.inference_mode():
+        encode_text(models, prompts, ["blurry"] * 4)
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        for _ in range(10):
+            encode_text(models, prompts, ["blurry"] * 4)
+        torch.cuda.synchronize()
+    out["encode_text_album_wall_ms"] = round((time.perf_counter() - started) * 100, 2)
     return out
 
 

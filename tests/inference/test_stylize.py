@@ -194,3 +194,25 @@ def test_pictures_are_decoded_two_at_a_time_with_the_same_pixels(tiny_models) ->
         hook.remove()
     for a, b in zip(sliced, whole, strict=True):
         assert np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).max() <= 1
+
+
+def test_prompts_are_encoded_as_diffusers_encodes_them(tiny_models) -> None:
+    """One text-encoder batch with each distinct text once gives diffusers' `encode_prompt` rows, in order,
+    with and without guidance."""
+    import torch
+
+    from inference.stylize import encode_text
+
+    pipe = tiny_models.txt2img
+    prompts = ["a cat in the style of van gogh", "a cat, cubism", "a cat in the style of van gogh"]
+    negatives = ["blurry", "blurry", ""]
+    with torch.inference_mode():
+        theirs = pipe.encode_prompt(prompts, tiny_models.device, 1, True, negative_prompt=negatives)
+        ours = encode_text(tiny_models, prompts, negatives)
+        unguided = encode_text(tiny_models, prompts[:2])
+    assert ours[0].shape == theirs[0].shape and ours[1].shape == theirs[1].shape
+    torch.testing.assert_close(ours[0], theirs[0])
+    torch.testing.assert_close(ours[1], theirs[1])
+    assert not torch.equal(ours[0][0], ours[0][1])  # the rows are each prompt's own
+    torch.testing.assert_close(unguided[0], theirs[0][:2])
+    assert unguided[1] is None
