@@ -401,7 +401,6 @@ def stylize_batch(
         photos = [prepare_image(models, item.image) for item in items]  # 1
         if len({p.size for p in photos}) != 1:
             raise ValueError(f"a batch paints photos of one size, got {sorted({p.size for p in photos})}")
-        captions = _captions(models, items, photos)  # 2
         samples = [  # 3
             sample
             for p, item in enumerate(items)
@@ -411,8 +410,10 @@ def stylize_batch(
         ]
         dtype = pipe.unet.dtype
         tiny = fast_mode.tiny_vae(models) if schedule else None  # fast mode's autoencoder, or None
-        # 4: the VAE encode is queued first, so the GPU works while the CPU tokenizes the prompts
+        # 4, queued before the caption (2), so the GPU encodes while BLIP's processor
+        # prepares the photo on the CPU
         init = encode_images(pipe, photos, models.device, dtype, tiny) if mode == "img2img" else None
+        captions = _captions(models, items, photos)  # 2
         guided = schedule is None or schedule.guidance > 1
         positive, negative = encode_prompts(models, captions, samples, guided)
         latent_shape = (
