@@ -112,7 +112,15 @@ async def test_the_end_of_a_training_is_a_new_message_success_or_failure(app, te
                 worker.fail(job_id, "out_of_memory", "CUDA out of memory")
     finally:
         worker.close()
-    failed = await telegram.await_for(lambda: telegram.texts(TRAINER.id)[1:], 30, "the failure")
+    try:
+        failed = await telegram.await_for(lambda: telegram.texts(TRAINER.id)[1:], 30, "the failure")
+    except AssertionError as error:  # rare on a loaded machine: say what the bot's side looked like
+        tasks = [
+            (t.get_coro().__qualname__, t.done() and (t.cancelled() or t.exception())) for t in app.tasks
+        ]
+        deliveries = [tuple(r) for r in app.sql("SELECT * FROM deliveries")]
+        jobs = [tuple(r) for r in app.sql("SELECT id, state, error_code FROM jobs")]
+        raise AssertionError(f"{error}; tasks {tasks}; deliveries {deliveries}; jobs {jobs}") from error
     assert failed[0].startswith("❌ The training didn't work: the painter ran out of memory")
     ready = await telegram.await_for(lambda: telegram.texts(A.id)[1:], 30, "ready")
     assert ready[0].startswith("✅ Your personal model is ready!")
