@@ -54,10 +54,10 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
     from inference.worker import Worker
     from jobs.errors import MODEL_MISSING, JobError
 
-    settings = settings_from(args)
     worker = Worker(settings, lease_s=args.lease)
     worker.install_signal_handlers()
     try:
@@ -77,6 +77,7 @@ def settings_from(args: argparse.Namespace) -> InferenceSettings:
     settings = InferenceSettings.from_env()
     if getattr(args, "device", None):
         settings.device = args.device
+    settings.point_compile_caches()  # before anything imports diffusers
     return settings
 
 

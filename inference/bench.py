@@ -146,17 +146,19 @@ def _peaks(torch, device) -> tuple[float | None, float | None]:
 def run_bench(args: argparse.Namespace) -> int:
     """Every section runs even if one before it failed (its error is recorded); the JSON is rewritten
     after each, so a run cut short by a time limit still leaves what it measured."""
+    from inference.settings import InferenceSettings
+
+    settings = InferenceSettings.from_env()
+    if args.device:
+        settings.device = args.device
+    settings.point_compile_caches()  # before diffusers is imported, or torch keeps its own
     import diffusers
     import torch
     import transformers
 
     from inference.models import pick_device, resolve
     from inference.presets import ROLES
-    from inference.settings import InferenceSettings
 
-    settings = InferenceSettings.from_env()
-    if args.device:
-        settings.device = args.device
     device = pick_device(settings.device)
     report: dict[str, Any] = {
         "preset": settings.models,

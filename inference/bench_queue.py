@@ -78,6 +78,8 @@ def drain(
         os.environ, DATA_DIR=str(run_dir), ARTBOOTH_COMPILE_CACHE=str(compile_cache), **(extra_env or {})
     )
     env["PYTHONUNBUFFERED"] = "1"
+    for name in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):  # the workers' own: under compile_cache
+        env.pop(name, None)
     procs, logs = [], []
     spawned = time.time()
     for k in range(workers):

@@ -8,7 +8,6 @@ The same `from_pretrained` code loads real weights (`MODELS=sd15`) and the twins
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -191,10 +190,7 @@ def _configure_cuda(pipe, settings: InferenceSettings) -> None:
     # the buckets' UNet and VAE shapes) and bought nothing (UNet step 35.8 vs 36.0 ms, VAE decode 62.4 ms
     # both ways: scripts/gpu_probe.py, docs/benchmarks.md).
     torch.backends.cudnn.benchmark = False
-    if settings.compile:
-        cache = settings.compile_cache_dir
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache / "inductor"))
-        os.environ.setdefault("TRITON_CACHE_DIR", str(cache / "triton"))
+    settings.point_compile_caches()  # in effect where nothing imported diffusers before (see there)
     if settings.channels_last and settings.compile:
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)

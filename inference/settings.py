@@ -86,3 +86,12 @@ class InferenceSettings(SharedSettings):
         from pathlib import Path
 
         return Path(self.compile_cache) if self.compile_cache else Path(self.data_dir) / "compile-cache"
+
+    def point_compile_caches(self) -> None:
+        """With compile on, torch's inductor and triton caches go under compile_cache_dir (unless the
+        environment names them). Only before diffusers or torch._inductor is imported: torch settles on its
+        cache directory then, and a later setting is ignored (on the H200 host the kernels went to
+        /tmp/torchinductor_root, which a new machine or container does not keep)."""
+        if self.compile:
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(self.compile_cache_dir / "inductor"))
+            os.environ.setdefault("TRITON_CACHE_DIR", str(self.compile_cache_dir / "triton"))

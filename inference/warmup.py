@@ -12,7 +12,9 @@ is compiled or captured.
 from __future__ import annotations
 
 import logging
+import os
 import time
+from pathlib import Path
 
 from PIL import Image
 
@@ -34,7 +36,10 @@ def warm_up(models, sizes: list[tuple[int, int]] | None = None) -> float:
         return 0.0
     started = time.perf_counter()
     sizes = sizes or buckets(models.resolution)
-    first = not any(settings.compile_cache_dir.glob("inductor/*")) if settings.compile else False
+    inductor = Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR") or settings.compile_cache_dir / "inductor")
+    first = settings.compile and not any(inductor.glob("*"))
+    if settings.compile:
+        log.info("compiled kernels cached in %s", inductor)
     log.info(
         "preparing %d shape buckets x %d photos per batch%s",
         len(sizes),

@@ -179,3 +179,32 @@ def test_greedy_decoder_matches_transformers_generate(tiny_models) -> None:
             **cap._inputs(images), do_sample=False, num_beams=1, max_new_tokens=cap.max_new_tokens
         )
     assert torch.equal(ours[:, : ref.shape[1]], ref)
+
+
+def test_the_worker_points_torchs_compile_caches_under_data_dir_before_importing_diffusers(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """torch settles on its inductor cache directory when diffusers is imported; set later, the kernels
+    went to /tmp/torchinductor_root, which a new machine or container does not keep."""
+    import argparse
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")}
+    env.update(ARTBOOTH_COMPILE="1", DATA_DIR=str(tmp_path), MODELS="tiny")
+    probe = (
+        "import argparse, os, sys\n"
+        "from inference.__main__ import settings_from\n"
+        "settings_from(argparse.Namespace(device=None))\n"
+        "print(os.environ['TORCHINDUCTOR_CACHE_DIR'], os.environ['TRITON_CACHE_DIR'], 'diffusers' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    inductor, triton, imported = out.stdout.split()
+    assert inductor == str(tmp_path / "compile-cache" / "inductor")
+    assert triton == str(tmp_path / "compile-cache" / "triton")
+    assert imported == "False"
+    # compile off: torch's own defaults stay
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("ARTBOOTH_COMPILE", "0")
+    from inference.__main__ import settings_from
+
+    settings_from(argparse.Namespace(device=None))
+    assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ
