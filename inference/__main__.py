@@ -74,11 +74,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def settings_from(args: argparse.Namespace) -> InferenceSettings:
-    settings = InferenceSettings.from_env()
-    if getattr(args, "device", None):
-        settings.device = args.device
-    settings.point_compile_caches()  # before anything imports diffusers
-    return settings
+    return InferenceSettings.for_process(getattr(args, "device", None))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -148,10 +148,7 @@ def run_bench(args: argparse.Namespace) -> int:
     after each, so a run cut short by a time limit still leaves what it measured."""
     from inference.settings import InferenceSettings
 
-    settings = InferenceSettings.from_env()
-    if args.device:
-        settings.device = args.device
-    settings.point_compile_caches()  # before diffusers is imported, or torch keeps its own
+    settings = InferenceSettings.for_process(args.device)  # before diffusers is imported (compile caches)
     import diffusers
     import torch
     import transformers

@@ -46,7 +46,8 @@ class GreedyDecoder:
     the same shapes. The host looks for the end of every caption only every LOOK_EVERY tokens (a real
     BLIP ends after about 10 of its 20; a random one never does). On CUDA one step is captured as a CUDA
     graph and replayed: the eager step launches ~400 small kernels from Python (14 ms a token on the H100
-    host), a replay costs about a millisecond. Equal to `generate(do_sample=False, num_beams=1)` up to float rounding.
+    host), a replay costs about a millisecond. Equal to `generate(do_sample=False, num_beams=1)` up to
+    float rounding.
     """
 
     LOOK_EVERY = 4

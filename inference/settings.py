@@ -87,6 +87,16 @@ class InferenceSettings(SharedSettings):
 
         return Path(self.compile_cache) if self.compile_cache else Path(self.data_dir) / "compile-cache"
 
+    @classmethod
+    def for_process(cls, device: str | None = None) -> InferenceSettings:
+        """A process's settings (the worker, the bench, the tools): from the environment, `device` over
+        DEVICE, and the compile caches pointed before anything imports diffusers."""
+        settings = cls.from_env()
+        if device:
+            settings.device = device
+        settings.point_compile_caches()
+        return settings
+
     def point_compile_caches(self) -> None:
         """With compile on, torch's inductor and triton caches go under compile_cache_dir (unless the
         environment names them). Only before diffusers or torch._inductor is imported: torch settles on its
